@@ -1,0 +1,124 @@
+"""Datasets in ImageFolder layout (root/{train,test}/{class}/*.png), the embedded demo set, and K-shot splits."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFilter
+
+from .images import list_images, load_rgb
+from .io import atomic_dir
+
+SHAPES_CLASSES = ("circle", "square", "triangle")
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def class_names(root: str | Path, split: str = "train") -> list[str]:
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: data root has no '{split}' folder (expected ImageFolder layout root/{split}/<class>/*)")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DatasetError(f"{folder}: no class folders")
+    return names
+
+
+def scan_split(root: str | Path, split: str, classes: list[str]) -> pd.DataFrame:
+    """All images of a split: columns class, label, path (label = index in `classes`)."""
+    rows = []
+    for label, name in enumerate(classes):
+        folder = Path(root) / split / name
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: class folder missing from the {split} split")
+        rows += [{"class": name, "label": label, "path": str(p)} for p in list_images(folder)]
+    return pd.DataFrame(rows, columns=["class", "label", "path"])
+
+
+def choose_shots(root: str | Path, classes: list[str], shots: int, seed: int) -> pd.DataFrame:
+    """K images per class from the train split, chosen with `seed`; every chosen image is checked readable."""
+    table = scan_split(root, "train", classes)
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label, name in enumerate(classes):
+        pool = table[table["label"] == label]
+        if len(pool) < shots:
+            raise DatasetError(f"{Path(root) / 'train' / name}: class has {len(pool)} images, fewer than shots={shots}")
+        chosen = pool.iloc[np.sort(rng.choice(len(pool), size=shots, replace=False))].copy()
+        chosen["shot"] = range(shots)
+        picked.append(chosen)
+    split = pd.concat(picked, ignore_index=True)
+    for path in split["path"]:
+        load_rgb(path)  # fail here, naming the file, rather than deep inside a GPU job
+    return split
+
+
+def read_annotations(root: str | Path, filename: str = "boxes.csv") -> tuple[pd.DataFrame, str]:
+    """Boxes shipped with a dataset: CSV with path (relative to root), x0, y0, x1, y1 in pixels."""
+    path = Path(root) / filename
+    if not path.is_file():
+        raise DatasetError(f"{path}: annotation file missing (detect.backend=annotations needs it)")
+    frame = pd.read_csv(path)
+    missing = {"path", "x0", "y0", "x1", "y1"} - set(frame.columns)
+    if missing:
+        raise DatasetError(f"{path}: missing columns {sorted(missing)}")
+    frame["path"] = [str(Path(root) / p) for p in frame["path"]]
+    return frame, str(path)
+
+
+# ---------------------------------------------------------------- embedded demo dataset
+def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """A colour gradient with noise and a few stray lines, so that the whole image is no good crop."""
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, width)[None, :, None] if rng.random() < 0.5 else np.linspace(0, 1, height)[:, None, None]
+    base = c0 * (1 - t) + c1 * t + rng.normal(0, 12, (height, width, 3))
+    image = Image.fromarray(np.clip(np.broadcast_to(base, (height, width, 3)), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(rng.integers(1, 4)):
+        xy = [tuple(rng.integers(0, [width, height])) for _ in range(2)]
+        draw.line(xy, fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(1, 3)))
+    return image.filter(ImageFilter.GaussianBlur(0.6))
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, name: str, box: tuple[int, int, int, int], colour: tuple) -> None:
+    x0, y0, x1, y1 = box
+    if name == "circle":
+        draw.ellipse(box, fill=colour)
+    elif name == "square":
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=colour)
+    elif name == "triangle":
+        draw.polygon([((x0 + x1) / 2, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)], fill=colour)
+    else:
+        raise ValueError(f"unknown shape {name!r}")
+
+
+def make_shapes_dataset(root: str | Path, seed: int = 0, train_per_class: int = 8, test_per_class: int = 6,
+                        classes: tuple[str, ...] = SHAPES_CLASSES) -> Path:
+    """Write the embedded demo dataset: shapes of varied size and place on varied backgrounds.
+
+    Image sizes vary (56..112 px, not square), the object covers 15-55% of the shorter side and can
+    sit near a border, and boxes.csv holds the exact ground-truth box of every object.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    with atomic_dir(root) as tmp:
+        for split, count in (("train", train_per_class), ("test", test_per_class)):
+            for name in classes:
+                (tmp / split / name).mkdir(parents=True)
+                for index in range(count):
+                    width, height = (int(v) for v in rng.integers(56, 113, 2))
+                    image = _background(rng, width, height)
+                    side = int(rng.uniform(0.15, 0.55) * min(width, height))
+                    w = side if name != "triangle" else int(side * rng.uniform(0.9, 1.2))
+                    x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - side + 1))
+                    box = (x0, y0, x0 + w, y0 + side)
+                    colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+                    _draw_shape(ImageDraw.Draw(image), name, box, colour)
+                    rel = f"{split}/{name}/{index:03d}.png"
+                    image.save(tmp / rel)
+                    rows.append({"path": rel, "x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3]})
+        pd.DataFrame(rows).to_csv(tmp / "boxes.csv", index=False)
+    return Path(root)

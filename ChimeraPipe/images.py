@@ -1,0 +1,58 @@
+"""Reading real-world images robustly: one RGB convention for every stage."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+class ImageLoadError(ValueError):
+    """An image file that cannot be read; the message names the file and the reason."""
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: rescale to the observed range, not by a fixed shift (many files use 12 bits).
+        arr = np.asarray(image, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.round().astype(np.uint8), "L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA"):
+        # Transparent pixels become black, the same value as crop padding.
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
+    """Open an image as RGB with its EXIF orientation applied.
+
+    `max_side` downscales very large images (keeping aspect ratio) before heavy models see them.
+    Raises ImageLoadError naming the file for anything unreadable or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            image.load()  # forces a full decode: truncated files fail here, not later
+            image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError(f"{path}: cannot read image ({err})") from err
+    if rgb.width < 1 or rgb.height < 1:
+        raise ImageLoadError(f"{path}: image has no pixels")
+    if max_side is not None and max(rgb.size) > max_side:
+        rgb = ImageOps.contain(rgb, (max_side, max_side), Image.Resampling.BICUBIC)
+    return rgb
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name for determinism."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

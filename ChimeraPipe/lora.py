@@ -1,0 +1,212 @@
+"""Multi-head LoRA: one layer, four ways of tying K heads.
+
+For a sample with head weights w (length K) the layer computes
+
+    y = base(x) + scale * sum_k w_k B_{b(k)} A_{a(k)} x,      scale = lora_alpha / rank
+
+with A stacked as [n_a, rank, in] and B as [n_b, out, rank]:
+
+    share="A"     ChimeraLoRA: one A, K heads B_k        (n_a=1, n_b=K)
+    share="B"     ablation: K heads A_k, one B           (n_a=K, n_b=1)
+    share="none"  LoFT-style: K independent LoRAs       (n_a=n_b=K)
+    share="both"  DataDream-style: one LoRA             (n_a=n_b=1)
+
+Every sample in a batch carries its own w (set with `head_weights`), and the mixing happens inside
+one batched forward without materialising a per-sample [out, in] matrix.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+SHARE_MODES = ("A", "B", "none", "both")
+
+
+def head_counts(share: str, heads: int) -> tuple[int, int]:
+    """(n_a, n_b): how many distinct A and B matrices a layer holds."""
+    if share not in SHARE_MODES:
+        raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
+    n_a = 1 if share in ("A", "both") else heads
+    n_b = 1 if share in ("B", "both") else heads
+    return n_a, n_b
+
+
+class MultiHeadLoRALinear(nn.Module):
+    """A frozen nn.Linear plus K LoRA heads tied according to `share`."""
+
+    def __init__(self, base: nn.Linear, rank: int, heads: int, share: str = "A",
+                 lora_alpha: float | None = None, dropout: float = 0.0):
+        super().__init__()
+        if rank < 1 or heads < 1:
+            raise ValueError(f"rank and heads must be positive, got rank={rank}, heads={heads}")
+        self.base = base
+        for param in self.base.parameters():
+            param.requires_grad_(False)
+        self.rank, self.heads, self.share = rank, heads, share
+        self.lora_alpha = float(rank if lora_alpha is None else lora_alpha)
+        self.scale = self.lora_alpha / rank
+        n_a, n_b = head_counts(share, heads)
+        factory = {"device": base.weight.device, "dtype": torch.float32}
+        # Standard LoRA init: Gaussian A (std 1/r, as peft's "gaussian"), zero B, so the layer starts as base.
+        self.lora_A = nn.Parameter(torch.randn(n_a, rank, base.in_features, **factory) / rank)
+        self.lora_B = nn.Parameter(torch.zeros(n_b, base.out_features, rank, **factory))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.weights: torch.Tensor | None = None  # [batch, K], set through `head_weights`
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+    @property
+    def weight(self) -> torch.Tensor:  # some callers read .weight.dtype/.device of a projection
+        return self.base.weight
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, heads={self.heads}, share={self.share!r}, scale={self.scale:g}"
+
+    def _batch_weights(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if self.weights is None:
+            w = torch.full((1, self.heads), 1.0 / self.heads)  # no weights set: the heads' mean
+        else:
+            w = self.weights
+        if w.ndim != 2 or w.shape[1] != self.heads:
+            raise ValueError(f"head weights must have shape [batch, {self.heads}], got {tuple(w.shape)}")
+        if batch % w.shape[0]:
+            raise ValueError(f"input batch {batch} is not a multiple of the {w.shape[0]} head-weight rows")
+        # Classifier-free guidance runs the batch twice ([uncond; cond]): tile the rows to match.
+        return w.to(device=device, dtype=dtype).repeat(batch // w.shape[0], 1)
+
+    def lora_delta(self, x: torch.Tensor) -> torch.Tensor:
+        """scale * sum_k w_nk B_k A_k x_n for x of shape [batch, ..., in]."""
+        batch, lead = x.shape[0], x.shape[1:-1]
+        dtype = x.dtype
+        flat = self.dropout(x).reshape(batch, -1, x.shape[-1])       # [N, L, in]
+        w = self._batch_weights(batch, x.device, dtype)               # [N, K]
+        A, B = self.lora_A.to(dtype), self.lora_B.to(dtype)
+        if self.share == "A":
+            h = flat @ A[0].transpose(0, 1)                           # [N, L, r]
+            mixed_b = torch.einsum("nk,kor->nro", w, B)               # per-sample B' (transposed)
+            out = torch.bmm(h, mixed_b)
+        elif self.share == "B":
+            mixed_a = torch.einsum("nk,kri->nir", w, A)               # per-sample A' (transposed)
+            out = torch.bmm(flat, mixed_a) @ B[0].transpose(0, 1)
+        elif self.share == "none":
+            # K rank-r paths stacked into one rank K*r path; each path scaled by its head weight.
+            h = flat @ A.reshape(-1, A.shape[-1]).transpose(0, 1)     # [N, L, K*r]
+            h = h * w.repeat_interleave(self.rank, dim=1).unsqueeze(1)
+            out = h @ B.permute(0, 2, 1).reshape(-1, B.shape[1])     # [K*r, out]
+        else:  # both
+            out = (flat @ A[0].transpose(0, 1)) @ B[0].transpose(0, 1)
+            out = out * w.sum(dim=1).view(-1, 1, 1)
+        return (out * self.scale).reshape(batch, *lead, -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.lora_delta(x)
+
+    def delta_weight(self, w: torch.Tensor | Sequence[float]) -> torch.Tensor:
+        """The merged [out, in] weight delta for one head-weight vector of length K."""
+        w = torch.as_tensor(w, dtype=torch.float32, device=self.lora_A.device).reshape(-1)
+        if w.shape[0] != self.heads:
+            raise ValueError(f"expected {self.heads} head weights, got {w.shape[0]}")
+        n_a, n_b = self.lora_A.shape[0], self.lora_B.shape[0]
+        delta = torch.zeros(self.out_features, self.in_features, device=w.device)
+        for k in range(self.heads):
+            delta += w[k] * (self.lora_B[k if n_b > 1 else 0] @ self.lora_A[k if n_a > 1 else 0])
+        return self.scale * delta
+
+    def low_rank_factors(self, w: torch.Tensor | Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(down [r', in], up [out, r']) with up @ down == delta_weight(w): the mixed model as one
+        plain LoRA of the smallest rank the tying allows (r for shared A or B, K*r otherwise)."""
+        w = torch.as_tensor(w, dtype=torch.float32, device=self.lora_A.device).reshape(-1)
+        A, B = self.lora_A.detach(), self.lora_B.detach()
+        if self.share == "A":
+            return A[0], self.scale * torch.einsum("k,kor->or", w, B)
+        if self.share == "B":
+            return torch.einsum("k,kri->ri", w, A), self.scale * B[0]
+        if self.share == "both":
+            return A[0], self.scale * w.sum() * B[0]
+        down = A.reshape(-1, A.shape[-1])
+        up = (B * w.view(-1, 1, 1)).permute(1, 0, 2).reshape(B.shape[1], -1)
+        return down, self.scale * up
+
+
+def lora_layers(model: nn.Module) -> dict[str, MultiHeadLoRALinear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, MultiHeadLoRALinear)}
+
+
+@contextlib.contextmanager
+def head_weights(module: nn.Module, w: torch.Tensor) -> Iterator[None]:
+    """Set per-sample head weights [batch, K] on every multi-head LoRA layer in `module`."""
+    layers = [module] if isinstance(module, MultiHeadLoRALinear) else list(lora_layers(module).values())
+    previous = [layer.weights for layer in layers]
+    w = torch.as_tensor(w, dtype=torch.float32)
+    if w.ndim == 1:
+        w = w.unsqueeze(0)
+    try:
+        for layer in layers:
+            layer.weights = w
+        yield
+    finally:
+        for layer, old in zip(layers, previous):
+            layer.weights = old
+
+
+def _matches(name: str, targets: Sequence[str]) -> bool:
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def inject_multihead_lora(model: nn.Module, target_modules: Sequence[str], rank: int, heads: int,
+                          share: str = "A", lora_alpha: float | None = None, dropout: float = 0.0,
+                          ) -> dict[str, MultiHeadLoRALinear]:
+    """Replace every nn.Linear whose name ends with a target by a MultiHeadLoRALinear (in place).
+
+    Freezes the whole model first: only the LoRA matrices train. Returns {module name: layer}.
+    """
+    model.requires_grad_(False)
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(n, target_modules)]
+    if not names:
+        raise ValueError(f"no nn.Linear in {type(model).__name__} matches target_modules={list(target_modules)}")
+    layers = {}
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        layer = MultiHeadLoRALinear(getattr(parent, child), rank, heads, share, lora_alpha, dropout)
+        setattr(parent, child, layer)
+        layers[name] = layer
+    return layers
+
+
+def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Only the LoRA tensors, keyed '{module}.lora_A' / '{module}.lora_B'."""
+    state = {}
+    for name, layer in lora_layers(model).items():
+        state[f"{name}.lora_A"] = layer.lora_A.detach().float().cpu().contiguous()
+        state[f"{name}.lora_B"] = layer.lora_B.detach().float().cpu().contiguous()
+    return state
+
+
+def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    layers = lora_layers(model)
+    expected = {f"{n}.lora_{m}" for n in layers for m in "AB"}
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state))[:3], sorted(set(state) - expected)[:3]
+        raise ValueError(f"adapter does not match the model: missing {missing}, unexpected {extra}")
+    with torch.no_grad():
+        for name, layer in layers.items():
+            for m in "AB":
+                param = getattr(layer, f"lora_{m}")
+                value = state[f"{name}.lora_{m}"]
+                if value.shape != param.shape:
+                    raise ValueError(f"{name}.lora_{m}: shape {tuple(value.shape)} != {tuple(param.shape)}")
+                param.copy_(value)
+
+
+def count_lora_parameters(model: nn.Module) -> int:
+    return sum(layer.lora_A.numel() + layer.lora_B.numel() for layer in lora_layers(model).values())

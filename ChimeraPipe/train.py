@@ -1,0 +1,197 @@
+"""The train stage: per-class multi-head LoRA on a frozen diffusion UNet, resumable and deterministic.
+
+Every batch holds views of all K reference images; each sample goes through its own head (one-hot
+head weights), so the loss is the paper's L(A, B) = 1/K sum_i L(A, B_i). A and B have their own
+learning rates (A 1e-4, B 1e-3 for ChimeraLoRA).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .adapter import TEXT_ENCODER_TARGETS, adapter_components, save_adapter
+from .io import load_tensors, save_tensors
+from .lora import head_weights, inject_multihead_lora, lora_layers
+from .runtime import autocast_dtype, file_digest
+from .views import load_view_cache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraTrainConfig:
+    share: str = "A"                     # A (ChimeraLoRA), B (ablation), none (LoFT), both (DataDream)
+    rank: int = 16
+    lora_alpha: float | None = None      # None = rank (scale 1), as both anchors
+    steps: int = 600
+    batch_per_image: int = 1
+    lr_a: float = 1e-4
+    lr_b: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    text_encoder_lora: bool = False      # DataDream trains q/k/v/out_proj of the text encoder too
+    checkpoint_every: int = 100
+    seed: int = 0
+    precision: str = "auto"              # auto: bf16 autocast on GPU; fp32 on CPU
+    gradient_checkpointing: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.rank if self.lora_alpha is None else self.lora_alpha)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to zero: a pure function of the step, so resuming needs no state."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).clone()
+    return tensors
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
+
+
+class Checkpoint:
+    """LoRA tensors + AdamW moments + RNG state at a step, in one safetensors file (no pickles)."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.path, self.fingerprint = path, fingerprint
+
+    def save(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, generator: torch.Generator) -> None:
+        tensors = {f"param.{k}": v.detach().cpu() for k, v in params.items()}
+        tensors.update(_optimizer_state(optimizer))
+        tensors["rng"] = generator.get_state()
+        save_tensors(self.path, tensors, metadata={"step": str(step), "fingerprint": self.fingerprint})
+
+    def load(self, params, optimizer, generator: torch.Generator) -> int:
+        """Restore and return the step to continue from; 0 when there is no usable checkpoint."""
+        if not self.path.is_file():
+            return 0
+        from safetensors import safe_open
+
+        with safe_open(str(self.path), "pt") as handle:
+            meta = handle.metadata() or {}
+        if meta.get("fingerprint") != self.fingerprint:
+            log.warning("%s belongs to other inputs or settings; starting from scratch", self.path)
+            return 0
+        tensors = load_tensors(self.path)
+        with torch.no_grad():
+            for key, param in params.items():
+                param.copy_(tensors[f"param.{key}"])
+        _restore_optimizer(optimizer, tensors)
+        generator.set_state(tensors["rng"])
+        step = int(meta["step"])
+        log.info("resuming from %s at step %d", self.path, step)
+        return step
+
+
+def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_path: str | Path,
+               cfg: LoraTrainConfig, device: str = "cpu", checkpoint_dir: str | Path | None = None,
+               base_model: str = "") -> dict:
+    """Train one class's adapter and write `out_path` (safetensors) + JSON. Returns the JSON description."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    out_path = Path(out_path)
+    cache = load_view_cache(views_path)
+    mean, std = cache["latents_mean"], cache["latents_std"]
+    n_images, n_views = mean.shape[:2]
+    heads = 1 if cfg.share == "both" else n_images
+
+    torch.manual_seed(cfg.seed)  # LoRA init
+    unet = UNet2DConditionModel.from_pretrained(diffusion_path, subfolder="unet").to(device)
+    text_encoder = CLIPTextModel.from_pretrained(diffusion_path, subfolder="text_encoder").to(device)
+    tokenizer = CLIPTokenizer.from_pretrained(diffusion_path, subfolder="tokenizer")
+    scheduler = DDPMScheduler.from_pretrained(diffusion_path, subfolder="scheduler")
+    text_encoder.requires_grad_(False)
+    inject_multihead_lora(unet, cfg.targets, rank=cfg.rank, heads=heads, share=cfg.share, lora_alpha=cfg.alpha)
+    if cfg.text_encoder_lora:
+        inject_multihead_lora(text_encoder, TEXT_ENCODER_TARGETS, rank=cfg.rank, heads=1, share="both",
+                              lora_alpha=cfg.alpha)
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    components = adapter_components(unet, text_encoder)
+    params = {f"{c}.{n}.{m}": getattr(layer, f"lora_{m}") for c, module in components.items()
+              for n, layer in lora_layers(module).items() for m in "AB"}
+    groups = [{"params": [p for k, p in params.items() if k.endswith(".A")], "lr": cfg.lr_a, "base_lr": cfg.lr_a},
+              {"params": [p for k, p in params.items() if k.endswith(".B")], "lr": cfg.lr_b, "base_lr": cfg.lr_b}]
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+    tokens = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                       return_tensors="pt").input_ids.to(device)
+    with torch.no_grad():
+        fixed_embedding = text_encoder(tokens)[0]  # computed once unless the text encoder trains
+
+    settings = json.dumps({**asdict(cfg), "prompt": prompt, "views": file_digest(views_path)}, sort_keys=True)
+    checkpoint = Checkpoint(Path(checkpoint_dir or out_path.parent) / "checkpoint.safetensors",
+                            fingerprint=hashlib.sha256(settings.encode()).hexdigest()[:32])
+    generator = torch.Generator().manual_seed(cfg.seed)
+    start = checkpoint.load(params, optimizer, generator)
+
+    image_index = torch.arange(n_images).repeat_interleave(cfg.batch_per_image)   # [batch]
+    one_hot = F.one_hot(image_index, n_images).float() if heads > 1 else torch.ones(len(image_index), 1)
+    amp = autocast_dtype(device, cfg.precision)
+    unet.train()
+    losses = []
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train lora", mininterval=5)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_factor(step, cfg.steps, cfg.warmup_steps)
+        view = torch.randint(n_views, (len(image_index),), generator=generator)
+        # A fresh sample of each view's VAE posterior, as when encoding on the fly.
+        latents = mean[image_index, view] + std[image_index, view] * torch.randn(
+            (len(image_index), *mean.shape[2:]), generator=generator)
+        noise = torch.randn(latents.shape, generator=generator)
+        timesteps = torch.randint(scheduler.config.num_train_timesteps, (len(image_index),), generator=generator)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        embedding = text_encoder(tokens)[0] if cfg.text_encoder_lora else fixed_embedding
+        with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None), \
+                head_weights(unet, one_hot):
+            pred = unet(noisy.to(device), timesteps.to(device),
+                        encoder_hidden_states=embedding.expand(len(image_index), -1, -1)).sample
+        # Equal samples per image, so the batch mean is the mean over the K images' losses.
+        loss = F.mse_loss(pred.float(), noise.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            checkpoint.save(step + 1, params, optimizer, generator)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+
+    meta = {"rank": cfg.rank, "lora_alpha": cfg.alpha, "heads": heads, "text_heads": 1, "share": cfg.share,
+            "targets": list(cfg.targets), "base_model": base_model, "prompt": prompt,
+            "training": {**asdict(cfg), "targets": list(cfg.targets)}, "n_images": n_images,
+            "final_loss": losses[-1] if losses else None,
+            "mean_loss_last_10": sum(losses[-10:]) / max(1, len(losses[-10:]))}
+    save_adapter(out_path, components, meta)
+    checkpoint.path.unlink(missing_ok=True)
+    return meta

@@ -1,0 +1,98 @@
+"""The crops stage: N box-constrained views per reference image, their VAE latents, and a preview grid."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from .crops import CropSpec, apply_crop, sample_crop
+from .images import load_rgb
+from .io import load_tensors, save_image, save_tensors
+from .runtime import stable_seed
+
+log = logging.getLogger(__name__)
+
+
+def make_views(shots: pd.DataFrame, boxes: pd.DataFrame, views_per_image: int, resolution: int, seed: int,
+               **jitter) -> tuple[list[list[Image.Image]], list[list[CropSpec]]]:
+    """Views [image][view] of the class's shots (in shot order), each containing that image's box."""
+    by_path = boxes.set_index("path")
+    all_views, all_specs = [], []
+    for path in shots["path"]:
+        if path not in by_path.index:
+            raise ValueError(f"no box for {path} in the boxes table")
+        row = by_path.loc[path]
+        image = load_rgb(path)
+        box = (row["x0"], row["y0"], row["x1"], row["y1"])
+        specs = [sample_crop(image.size, box, resolution, seed=stable_seed(seed, path, v), **jitter)
+                 for v in range(views_per_image)]
+        all_specs.append(specs)
+        all_views.append([apply_crop(image, s) for s in specs])
+    return all_views, all_specs
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """PIL images -> [N, 3, H, W] in [-1, 1] (the VAE's input range)."""
+    array = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def encode_views(vae, views: list[list[Image.Image]], device: str, batch_size: int = 16):
+    """VAE posterior mean and std of every view, scaled by the VAE's scaling factor: [K, V, C, h, w]."""
+    flat = [v for per_image in views for v in per_image]
+    means, stds = [], []
+    dtype = next(vae.parameters()).dtype
+    for start in tqdm(range(0, len(flat), batch_size), desc="encode views", leave=False):
+        pixels = to_tensor(flat[start:start + batch_size]).to(device, dtype)
+        dist = vae.encode(pixels).latent_dist
+        means.append(dist.mean.float().cpu())
+        stds.append(dist.std.float().cpu())
+    factor = vae.config.scaling_factor
+    k, v = len(views), len(views[0])
+    mean = torch.cat(means) * factor
+    std = torch.cat(stds) * factor
+    return mean.reshape(k, v, *mean.shape[1:]), std.reshape(k, v, *std.shape[1:])
+
+
+def preview_grid(views: list[list[Image.Image]], specs: list[list[CropSpec]], max_views: int = 8) -> Image.Image:
+    """Rows = reference images, columns = their first views, the mapped box b* drawn in red."""
+    size = views[0][0].width
+    cols = min(max_views, len(views[0]))
+    grid = Image.new("RGB", (cols * (size + 2), len(views) * (size + 2)), (255, 255, 255))
+    for r, (row_views, row_specs) in enumerate(zip(views, specs)):
+        for c in range(cols):
+            tile = row_views[c].copy()
+            ImageDraw.Draw(tile).rectangle(row_specs[c].box_in_view, outline=(255, 0, 0))
+            grid.paste(tile, (c * (size + 2), r * (size + 2)))
+    return grid
+
+
+def build_view_cache(shots: pd.DataFrame, boxes: pd.DataFrame, vae, out_path: str | Path, preview_path: str | Path,
+                     views_per_image: int, resolution: int, seed: int, device: str = "cpu", **jitter) -> None:
+    views, specs = make_views(shots, boxes, views_per_image, resolution, seed, **jitter)
+    mean, std = encode_views(vae, views, device)
+    tensors = {
+        "latents_mean": mean, "latents_std": std,
+        "boxes_in_view": torch.tensor([[s.box_in_view for s in row] for row in specs], dtype=torch.float32),
+        "regions": torch.tensor([[s.region for s in row] for row in specs], dtype=torch.float32),
+        "flips": torch.tensor([[s.flip for s in row] for row in specs], dtype=torch.bool),
+    }
+    meta = {"paths": json.dumps(list(shots["path"])), "resolution": str(resolution), "seed": str(seed)}
+    save_tensors(out_path, tensors, metadata=meta)
+    save_image(preview_path, preview_grid(views, specs))
+    log.info("cached %d x %d views at %d px -> %s", len(views), views_per_image, resolution, out_path)
+
+
+def load_view_cache(path: str | Path) -> dict[str, torch.Tensor]:
+    cache = load_tensors(path)
+    for key in ("latents_mean", "latents_std"):
+        if key not in cache:
+            raise ValueError(f"{path}: not a view cache (no {key!r})")
+    return cache
