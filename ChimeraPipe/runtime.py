@@ -41,11 +41,11 @@ def file_digest(path: str | Path) -> str:
 
 
 def setup_logging(log_file: str | Path | None = None) -> None:
-    """Log to the rule's log file (and tqdm bars to stderr, which rules redirect there too)."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Send logging, warnings and tqdm bars (stderr) of a rule's job to its log file."""
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers = [logging.FileHandler(log_file, mode="a")]
+        sys.stderr = open(log_file, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     for noisy in ("httpx", "urllib3", "PIL"):

@@ -1,0 +1,85 @@
+"""The validated workflow config, with the questions the rules ask of it answered in one place."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from . import data, models, presets
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class WorkflowConfig:
+    def __init__(self, config: dict):
+        self.raw = config
+        self.results = str(config.get("results", "results")).rstrip("/")
+        self.shots = int(config.get("shots", 4))
+        self.seeds = list(config.get("seeds", [0]))
+        self.methods = list(config.get("methods", ["real", "chimera"]))
+        self.alpha = float(config.get("alpha", 1.0))
+        self.num_images = int(config.get("num_images", 500))
+        self.datasets = list(config["datasets"])
+        for kind in models.MODEL_KINDS:
+            spec = self.model_spec(kind)
+            if spec != "tiny":
+                try:
+                    models.resolve_model(kind, spec, self.models_dir)
+                except models.ModelSpecError as err:
+                    raise ConfigError(str(err)) from None
+        for name in self.methods:
+            self.method(name)  # unknown methods fail now, naming the key
+
+    @property
+    def models_dir(self) -> str:
+        return f"{self.results}/models"
+
+    def model_spec(self, kind: str) -> str:
+        return self.raw.get("models", {}).get(kind, "tiny")
+
+    def model_specs(self) -> dict[str, str]:
+        return {kind: self.model_spec(kind) for kind in models.MODEL_KINDS}
+
+    def dataset(self, name: str) -> dict:
+        if name not in self.raw["datasets"]:
+            raise ConfigError(f"datasets: no dataset named {name!r}")
+        return self.raw["datasets"][name]
+
+    def dataset_root(self, name: str) -> str:
+        return self.dataset(name)["root"]
+
+    def is_demo(self, name: str) -> bool:
+        return bool(self.dataset(name).get("demo", False))
+
+    @functools.cache
+    def classes(self, name: str) -> list[str]:
+        settings = self.dataset(name)
+        if settings.get("classes"):
+            return list(settings["classes"])
+        if self.is_demo(name):
+            return list(data.SHAPES_CLASSES)
+        root = Path(settings["root"])
+        if not root.is_dir():
+            raise ConfigError(f"datasets.{name}.root: data root {root} does not exist")
+        return data.class_names(root)
+
+    def method(self, name: str) -> dict:
+        overrides = self.raw.get("method_overrides", {}).get(name)
+        try:
+            return presets.method_settings(name, overrides, self.raw.get("train", {}))
+        except KeyError as err:
+            raise ConfigError(f"methods: {err.args[0]}") from None
+
+    def detect_backend(self, dataset: str) -> str:
+        return self.dataset(dataset).get("detect_backend") or self.raw.get("detect", {}).get("backend", "grounded_sam")
+
+    def boxes_backend(self, method: str, dataset: str) -> str:
+        """The boxes a LoRA method's crops use: the dataset's detector, or the full image."""
+        return "full" if self.method(method).get("boxes") == "full" else self.detect_backend(dataset)
+
+    def gen_tag(self, method: str) -> str:
+        return presets.generation_tag(self.method(method), self.alpha, self.num_images)
+
+    def section(self, key: str) -> dict:
+        return dict(self.raw.get(key, {}))

@@ -1,0 +1,29 @@
+# ChimeraPipe: ChimeraLoRA few-shot synthetic data, end to end. See README.md and config/README.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/models.smk"
+include: "rules/data.smk"
+include: "rules/detect.smk"
+include: "rules/crops.smk"
+include: "rules/train.smk"
+include: "rules/generate.smk"
+include: "rules/classify.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/report/accuracy.md",
+        f"{RESULTS}/report/accuracy.csv",
+        sample_grids(),

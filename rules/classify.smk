@@ -1,0 +1,22 @@
+rule classify:
+    input:
+        split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
+        manifests=manifests,
+        models=tiny_models("clip"),
+    output:
+        classifier=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.safetensors",
+        description=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.json",
+    params:
+        classes=lambda wc: CFG.classes(wc.dataset),
+        models=model_locations,
+        settings=CFG.section("classify"),
+        prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/classify/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/classify/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/classify.py"

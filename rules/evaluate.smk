@@ -1,0 +1,21 @@
+rule evaluate:
+    input:
+        classifier=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.safetensors",
+        models=tiny_models("clip"),
+    output:
+        metrics=f"{RUN}/eval/{{method}}/{{gen}}.json",
+        predictions=f"{RUN}/eval/{{method}}/{{gen}}_predictions.csv",
+    params:
+        root=lambda wc: CFG.dataset_root(wc.dataset),
+        classes=lambda wc: CFG.classes(wc.dataset),
+        tags=lambda wc: {"dataset": wc.dataset, "method": wc.method, "synthetic": wc.gen,
+                         "shots": int(wc.shots), "seed": int(wc.seed)},
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/evaluate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/evaluate.py"

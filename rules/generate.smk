@@ -1,0 +1,22 @@
+rule generate:
+    input:
+        adapter=adapter_for,
+        models=tiny_models("diffusion"),
+    output:
+        manifest=f"{RUN}/synth/{{method}}/{{gen}}/{{cls}}/manifest.csv",
+    params:
+        models=model_locations,
+        method=lambda wc: CFG.method(wc.method),
+        alpha=CFG.alpha,
+        num_images=CFG.num_images,
+        settings={**CFG.section("generate"), "resolution": CFG.section("crops").get("resolution", 512)},
+        prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/generate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}/{{cls}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/generate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}/{{cls}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/generate.py"

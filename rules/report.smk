@@ -1,0 +1,32 @@
+rule report:
+    input:
+        evaluations(),
+    output:
+        table=f"{RESULTS}/report/accuracy.csv",
+        markdown=f"{RESULTS}/report/accuracy.md",
+    log:
+        f"{RESULTS}/logs/report/accuracy.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/accuracy.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/report.py"
+
+
+rule sample_grid:
+    input:
+        unpack(lambda wc: {"split": f"{RESULTS}/{wc.dataset}/split/shots{wc.shots}_seed{wc.seed}.csv",
+                           **grid_manifests(wc)}),
+    output:
+        f"{RESULTS}/report/grids/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.png",
+    params:
+        methods=lambda wc: list(grid_manifests(wc)),
+    log:
+        f"{RESULTS}/logs/sample_grid/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample_grid/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/sample_grid.py"

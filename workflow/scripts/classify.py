@@ -1,0 +1,8 @@
+from ChimeraPipe import stages
+from ChimeraPipe.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+p = snakemake.params
+stages.classify(snakemake.input.split, list(snakemake.input.manifests), p.classes, snakemake.output.classifier,
+                models=p.models, settings=p.settings,
+                prompt_prefix=p.prompt_prefix, seed=int(snakemake.wildcards.seed), device=p.device)

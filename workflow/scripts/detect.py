@@ -1,0 +1,8 @@
+from ChimeraPipe import stages
+from ChimeraPipe.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+p, wc = snakemake.params, snakemake.wildcards
+stages.detect_class(snakemake.input.split, wc.cls, wc.backend, snakemake.output.boxes, snakemake.output.preview,
+                    root=p.root, models=p.models, settings=p.settings,
+                    device=p.device)

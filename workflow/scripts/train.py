@@ -1,0 +1,8 @@
+from ChimeraPipe import stages
+from ChimeraPipe.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+p = snakemake.params
+stages.train_class(snakemake.input.views, snakemake.wildcards.cls, snakemake.output.adapter,
+                   models=p.models, train_settings=p.train,
+                   prompt_prefix=p.prompt_prefix, device=p.device)
