@@ -1,0 +1,64 @@
+"""Detection backends on tiny models: valid boxes inside the image, fallbacks recorded."""
+import pandas as pd
+import pytest
+
+from ChimeraPipe.data import read_annotations
+from ChimeraPipe.detect import (GroundedSam, annotation_boxes, full_boxes, grounded_sam_boxes,
+                                grounding_prompt)
+from ChimeraPipe.models import resolve_model
+
+
+@pytest.fixture(scope="module")
+def paths(shapes_root):
+    return sorted(str(p) for p in (shapes_root / "train" / "circle").glob("*.png"))[:3]
+
+
+def detector(models_dir, threshold):
+    return GroundedSam(resolve_model("grounding_dino", "tiny", models_dir), resolve_model("sam", "tiny", models_dir),
+                       box_threshold=threshold, text_threshold=threshold)
+
+
+def check_inside(frame):
+    assert ((frame.x0 >= 0) & (frame.x0 < frame.x1) & (frame.x1 <= frame.width)).all()
+    assert ((frame.y0 >= 0) & (frame.y0 < frame.y1) & (frame.y1 <= frame.height)).all()
+
+
+def test_prompt():
+    assert grounding_prompt("Boeing_737") == "boeing 737."
+    assert grounding_prompt("737", noun="aircraft") == "737 aircraft."
+
+
+def test_grounded_sam_produces_boxes(models_dir, paths):
+    frame = grounded_sam_boxes(paths, "circle.", detector(models_dir, 0.0))
+    assert len(frame) == 3
+    assert set(frame.source) <= {"mask", "dino"}
+    check_inside(frame)
+
+
+def test_no_detection_falls_back_to_full_and_says_so(models_dir, paths, caplog):
+    frame = grounded_sam_boxes(paths, "circle.", detector(models_dir, 1.01))
+    assert (frame.source == "full").all()
+    assert (frame.x1 == frame.width).all() and (frame.score == 0).all()
+    assert "no detection in 3 of 3" in caplog.text
+
+
+def test_large_images_are_detected_downscaled_and_mapped_back(models_dir, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (1200, 600), (30, 60, 90)).save(tmp_path / "big.png")
+    frame = grounded_sam_boxes([str(tmp_path / "big.png")], "thing.", detector(models_dir, 0.0), max_side=300)
+    assert frame.loc[0, "width"] == 1200 and frame.loc[0, "height"] == 600
+    check_inside(frame)
+
+
+def test_annotation_and_full_backends(shapes_root, paths):
+    annotations, source = read_annotations(shapes_root)
+    frame = annotation_boxes(paths, annotations, source)
+    assert (frame.source == "annotation").all()
+    check_inside(frame)
+    truth = annotations.set_index("path").loc[paths]
+    assert frame.x0.tolist() == truth.x0.tolist()
+    with pytest.raises(ValueError, match="no box for image"):
+        annotation_boxes(paths, annotations.iloc[:0], source)
+    full = full_boxes(paths)
+    assert (full.source == "full").all() and (full.x0 == 0).all()
