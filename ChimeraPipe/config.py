@@ -78,6 +78,10 @@ class WorkflowConfig:
         """The boxes a LoRA method's crops use: the dataset's detector, or the full image."""
         return "full" if self.method(method).get("boxes") == "full" else self.detect_backend(dataset)
 
+    def alpha_for(self, method: str) -> float | None:
+        """alpha matters only to Dirichlet mixing; other methods must not re-run when it changes."""
+        return self.alpha if self.method(method).get("mixing") == "dirichlet" else None
+
     def gen_tag(self, method: str) -> str:
         return presets.generation_tag(self.method(method), self.alpha, self.num_images)
 

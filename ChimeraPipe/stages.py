@@ -82,11 +82,11 @@ def train_class(views: str, class_name: str, out_adapter: str, *, models: dict,
 
 
 def generate_for_class(adapter: str | None, class_name: str, out_manifest: str, *, models: dict, method: dict,
-                       alpha: float, num_images: int, settings: dict,
+                       alpha: float | None, num_images: int, settings: dict,
                        seed: int, prompt_prefix: str = "", device: str = "auto") -> None:
     out_dir = Path(out_manifest).parent / "images"
     generate_class(model_location(models, "diffusion"), adapter,
-                   class_prompt(class_name, prompt_prefix), out_dir, out_manifest, num_images, alpha,
+                   class_prompt(class_name, prompt_prefix), out_dir, out_manifest, num_images, alpha or 1.0,
                    method.get("mixing", "dirichlet"), stable_seed(seed, class_name, "generate"),
                    guidance_scale=settings.get("guidance_scale", 2.0), steps=settings.get("steps", 50),
                    batch_size=settings.get("batch_size", 8), resolution=settings["resolution"],

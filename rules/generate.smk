@@ -7,7 +7,7 @@ rule generate:
     params:
         models=model_locations,
         method=lambda wc: CFG.method(wc.method),
-        alpha=CFG.alpha,
+        alpha=lambda wc: CFG.alpha_for(wc.method),
         num_images=CFG.num_images,
         settings={**CFG.section("generate"), "resolution": CFG.section("crops").get("resolution", 512)},
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
