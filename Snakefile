@@ -27,3 +27,4 @@ rule all:
         f"{RESULTS}/report/accuracy.md",
         f"{RESULTS}/report/accuracy.csv",
         sample_grids(),
+        box_quality_reports(),

@@ -64,6 +64,10 @@ class WorkflowConfig:
             raise ConfigError(f"datasets.{name}.root: data root {root} does not exist")
         return data.class_names(root)
 
+    def has_ground_truth_boxes(self, name: str) -> bool:
+        """The demo ships boxes; other datasets opt in with `box_quality: true` (needs the annotations file)."""
+        return bool(self.dataset(name).get("box_quality", self.is_demo(name)))
+
     def method(self, name: str) -> dict:
         overrides = self.raw.get("method_overrides", {}).get(name)
         try:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import data, detect
+from . import data, detect, quality
 from . import models as models_module
 from .classify import ClassifierConfig, evaluate_classifier, train_classifier
 from .generate import generate_class
-from .io import write_csv
+from .io import write_csv, write_text
 from .report import write_accuracy_table, write_sample_grid
 from .runtime import class_prompt, pick_device, stable_seed
 from .train import LoraTrainConfig, train_lora
@@ -127,6 +127,14 @@ def evaluate(classifier: str, root: str, classes: list[str], out_json: str, out_
 
 def report(eval_jsons: list[str], out_csv: str, out_md: str) -> None:
     write_accuracy_table(eval_jsons, out_csv, out_md)
+
+
+def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],
+                out_csv: str, out_md: str) -> None:
+    truth, _ = data.read_annotations(root, annotations_file)
+    table = quality.box_quality(boxes, views, truth)
+    write_csv(out_csv, table)
+    write_text(out_md, "# Boxes against ground truth\n\n" + table.to_markdown(index=False, floatfmt=".3f") + "\n")
 
 
 def sample_grid(split_csv: str, class_name: str, manifests: dict[str, str], out_png: str, per_row: int = 8) -> None:

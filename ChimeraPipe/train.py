@@ -121,7 +121,7 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
 
     out_path = Path(out_path)
     cache = load_view_cache(views_path)
-    mean, std = cache["latents_mean"], cache["latents_std"]
+    mean, std = cache["latents_mean"].float(), cache["latents_std"].float()
     n_images, n_views = mean.shape[:2]
     heads = 1 if cfg.share == "both" else n_images
 

@@ -69,3 +69,22 @@ def grid_manifests(wildcards):
 def sample_grids():
     return [f"{RESULTS}/report/grids/{d}/shots{CFG.shots}_seed{s}/{c}.png"
             for d in CFG.datasets for s in CFG.seeds for c in CFG.classes(d)]
+
+
+QUALITY_BACKENDS = ("grounded_sam", "annotations", "full")
+
+
+def box_quality_inputs(wildcards):
+    """Boxes and view caches of every backend, named '<kind>_<backend>' for the script."""
+    files = {}
+    for backend in QUALITY_BACKENDS:
+        for kind, pattern in (("boxes", "boxes/{b}/{c}.csv"), ("views", "crops/{b}/{c}/views.safetensors")):
+            files[f"{kind}_{backend}"] = [
+                f"{RUN}/{pattern}".format(b=backend, c=c, **dict(wildcards.items()))
+                for c in CFG.classes(wildcards.dataset)]
+    return files
+
+
+def box_quality_reports():
+    return [f"{RESULTS}/report/box_quality/{d}_shots{CFG.shots}_seed{s}.md"
+            for d in CFG.datasets if CFG.has_ground_truth_boxes(d) for s in CFG.seeds]

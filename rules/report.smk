@@ -30,3 +30,23 @@ rule sample_grid:
         "../envs/chimerapipe.yaml"
     script:
         "../workflow/scripts/sample_grid.py"
+
+
+rule box_quality:
+    input:
+        unpack(box_quality_inputs),
+    output:
+        table=f"{RESULTS}/report/box_quality/{{dataset}}_shots{{shots}}_seed{{seed}}.csv",
+        markdown=f"{RESULTS}/report/box_quality/{{dataset}}_shots{{shots}}_seed{{seed}}.md",
+    params:
+        root=lambda wc: CFG.dataset_root(wc.dataset),
+        annotations_file=CFG.section("detect").get("annotations_file", "boxes.csv"),
+        backends=QUALITY_BACKENDS,
+    log:
+        f"{RESULTS}/logs/box_quality/{{dataset}}_shots{{shots}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/box_quality/{{dataset}}_shots{{shots}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/box_quality.py"

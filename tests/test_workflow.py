@@ -108,6 +108,10 @@ def test_demo_produces_every_artifact(demo_run):
     assert sorted(table.method) == sorted(E2E_METHODS)
     assert table.shapes.between(0, 100).all()
     assert "| method" in (results / "report" / "accuracy.md").read_text()
+    quality = pd.read_csv(results / "report" / "box_quality" / "shapes_shots4_seed0.csv").set_index("backend")
+    assert set(quality.index) == {"grounded_sam", "annotations", "full"}
+    assert quality.loc["annotations", "mean_iou"] == 1.0
+    assert quality.loc["annotations", "crops_with_whole_gt_box"] == 1.0
     metrics = json.loads((run / "eval" / "chimera" / "alpha1_n4.json").read_text())
     assert set(metrics["per_class"]) == set(classes)
 
