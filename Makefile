@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-slurm lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ demo: $(STAMP)
 	@echo "Report: results/report/accuracy.md, sample grids: results/report/grids/"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/slurm
+
+# A real one-node SLURM cluster (root, Debian): start it, run the SLURM tests, always stop it.
+test-slurm: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[slurm]'
+	tests/slurm/cluster.sh start
+	SLURM_CONF=$$(tests/slurm/cluster.sh env | cut -d= -f2) $(BIN)/python -m pytest -q tests/slurm; \
+	status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

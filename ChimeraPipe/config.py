@@ -68,7 +68,9 @@ class WorkflowConfig:
         """The demo ships boxes; other datasets opt in with `box_quality: true` (needs the annotations file)."""
         return bool(self.dataset(name).get("box_quality", self.is_demo(name)))
 
+    @functools.cache
     def method(self, name: str) -> dict:
+        """The method's settings (cached: rules ask for them once per job; treat the result as read-only)."""
         overrides = self.raw.get("method_overrides", {}).get(name)
         try:
             return presets.method_settings(name, overrides, self.raw.get("train", {}))

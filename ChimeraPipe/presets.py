@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import copy
 
+# ChimeraLoRA: shared A (class prior), one B head per image, A at lr 1e-4 and B at 1e-3.
+CHIMERA_TRAIN = {"share": "A", "rank": 16, "lr_a": 1e-4, "lr_b": 1e-3, "steps": 600, "batch_per_image": 1,
+                 "warmup_steps": 10}
+# LoFT (image-wise): K independent r2 LoRAs at lr 1e-3, ~600 steps each, batch 1 per image.
+LOFT_TRAIN = {"share": "none", "rank": 2, "lr_a": 1e-3, "lr_b": 1e-3, "steps": 600, "batch_per_image": 1,
+              "warmup_steps": 10}
+
 PRESETS: dict[str, dict] = {
     "real": {"kind": "real"},
     "issynth": {"kind": "synth", "mixing": "single"},
-    # ChimeraLoRA: shared A (class prior), one B head per image, Dirichlet mixing, box-constrained crops.
-    "chimera": {"kind": "lora", "boxes": "detect", "mixing": "dirichlet",
-                "train": {"share": "A", "rank": 16, "lr_a": 1e-4, "lr_b": 1e-3, "steps": 600,
-                          "batch_per_image": 1, "warmup_steps": 10}},
+    "chimera": {"kind": "lora", "boxes": "detect", "mixing": "dirichlet", "train": CHIMERA_TRAIN},
     # Ablations (paper Table: multi-head only / semantic boosting only / shared B).
-    "chimera_nobox": {"kind": "lora", "boxes": "full", "mixing": "dirichlet",
-                      "train": {"share": "A", "rank": 16, "lr_a": 1e-4, "lr_b": 1e-3, "steps": 600,
-                                "batch_per_image": 1, "warmup_steps": 10}},
-    "shared_b": {"kind": "lora", "boxes": "detect", "mixing": "dirichlet",
-                 "train": {"share": "B", "rank": 16, "lr_a": 1e-4, "lr_b": 1e-3, "steps": 600,
-                           "batch_per_image": 1, "warmup_steps": 10}},
+    "chimera_nobox": {"kind": "lora", "boxes": "full", "mixing": "dirichlet", "train": CHIMERA_TRAIN},
+    "loft_box": {"kind": "lora", "boxes": "detect", "mixing": "pairs", "train": LOFT_TRAIN},
+    "shared_b": {"kind": "lora", "boxes": "detect", "mixing": "dirichlet", "train": {**CHIMERA_TRAIN, "share": "B"}},
     # DataDream (class-wise): one LoRA r16 on UNet + text encoder, lr 1e-4, warm-up 100, batch 8.
     "datadream": {"kind": "lora", "boxes": "full", "mixing": "single",
                   "train": {"share": "both", "rank": 16, "lr_a": 1e-4, "lr_b": 1e-4, "steps": 200,
                             "batch_per_image": 2, "warmup_steps": 100, "text_encoder_lora": True}},
-    # LoFT (image-wise): K independent r2 LoRAs at lr 1e-3, ~600 steps each, pairs fused 0.5/0.5.
-    "loft": {"kind": "lora", "boxes": "full", "mixing": "pairs",
-             "train": {"share": "none", "rank": 2, "lr_a": 1e-3, "lr_b": 1e-3, "steps": 600,
-                       "batch_per_image": 1, "warmup_steps": 10}},
-    "loft_box": {"kind": "lora", "boxes": "detect", "mixing": "pairs",
-                 "train": {"share": "none", "rank": 2, "lr_a": 1e-3, "lr_b": 1e-3, "steps": 600,
-                           "batch_per_image": 1, "warmup_steps": 10}},
+    # LoFT: generation fuses random pairs of the K image-wise LoRAs at 0.5/0.5.
+    "loft": {"kind": "lora", "boxes": "full", "mixing": "pairs", "train": LOFT_TRAIN},
 }
 
 

@@ -52,6 +52,13 @@ def setup_logging(log_file: str | Path | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def start_job(log_file: str | Path | None, threads: int | None = None) -> None:
+    """What every rule's script does first: log to the rule's log, and use the cores it was given."""
+    setup_logging(log_file)
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+
+
 def class_prompt(class_name: str, prefix: str = "") -> str:
     """The anchors' template "a {prefix}photo of a {class}" (prefix e.g. "aircraft ", or empty)."""
     return f"a {prefix}photo of a {class_name.replace('_', ' ')}"

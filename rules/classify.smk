@@ -12,6 +12,11 @@ rule classify:
         settings=CFG.section("classify"),
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
         device=config["device"],
+    threads: 16
+    resources:
+        mem_mb=64000,
+        runtime=480,
+        gpu=1,
     log:
         f"{RESULTS}/logs/classify/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.log",
     benchmark:

@@ -10,6 +10,10 @@ rule crops:
         models=model_locations,
         settings=CFG.section("crops"),
         device=config["device"],
+    threads: 4
+    resources:
+        mem_mb=12000,
+        runtime=30,
     log:
         f"{RESULTS}/logs/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{cls}}.log",
     benchmark:

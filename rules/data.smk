@@ -3,6 +3,10 @@ rule demo_data:
         directory(f"{RESULTS}/data/{{dataset}}"),
     params:
         seed=0,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     log:
         f"{RESULTS}/logs/demo_data/{{dataset}}.log",
     benchmark:
@@ -21,6 +25,10 @@ rule split:
     params:
         root=lambda wc: CFG.dataset_root(wc.dataset),
         classes=lambda wc: CFG.classes(wc.dataset),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
     log:
         f"{RESULTS}/logs/split/{{dataset}}/shots{{shots}}_seed{{seed}}.log",
     benchmark:

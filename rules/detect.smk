@@ -10,6 +10,10 @@ rule detect:
         models=model_locations,
         settings=lambda wc: {**CFG.section("detect"), "noun": CFG.dataset(wc.dataset).get("detect_noun")},
         device=config["device"],
+    threads: 4
+    resources:
+        mem_mb=12000,
+        runtime=30,
     log:
         f"{RESULTS}/logs/detect/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{cls}}.log",
     benchmark:

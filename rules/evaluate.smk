@@ -11,6 +11,11 @@ rule evaluate:
         tags=lambda wc: {"dataset": wc.dataset, "method": wc.method, "synthetic": wc.gen,
                          "shots": int(wc.shots), "seed": int(wc.seed)},
         device=config["device"],
+    threads: 8
+    resources:
+        mem_mb=32000,
+        runtime=60,
+        gpu=1,
     log:
         f"{RESULTS}/logs/evaluate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.log",
     benchmark:

@@ -12,6 +12,11 @@ rule generate:
         settings={**CFG.section("generate"), "resolution": CFG.section("crops").get("resolution", 512)},
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
         device=config["device"],
+    threads: 8
+    resources:
+        mem_mb=32000,
+        runtime=90,
+        gpu=1,
     log:
         f"{RESULTS}/logs/generate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}/{{cls}}.log",
     benchmark:

@@ -4,6 +4,10 @@ rule report:
     output:
         table=f"{RESULTS}/report/accuracy.csv",
         markdown=f"{RESULTS}/report/accuracy.md",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
     log:
         f"{RESULTS}/logs/report/accuracy.log",
     benchmark:
@@ -22,6 +26,10 @@ rule sample_grid:
         f"{RESULTS}/report/grids/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.png",
     params:
         methods=lambda wc: list(grid_manifests(wc)),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
     log:
         f"{RESULTS}/logs/sample_grid/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.log",
     benchmark:
@@ -42,6 +50,10 @@ rule box_quality:
         root=lambda wc: CFG.dataset_root(wc.dataset),
         annotations_file=CFG.section("detect").get("annotations_file", "boxes.csv"),
         backends=QUALITY_BACKENDS,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
     log:
         f"{RESULTS}/logs/box_quality/{{dataset}}_shots{{shots}}_seed{{seed}}.log",
     benchmark:

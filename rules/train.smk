@@ -10,6 +10,11 @@ rule train:
         train=lambda wc: CFG.method(wc.method)["train"],
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
         device=config["device"],
+    threads: 8
+    resources:
+        mem_mb=32000,
+        runtime=120,
+        gpu=1,
     log:
         f"{RESULTS}/logs/train/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{cls}}.log",
     benchmark:

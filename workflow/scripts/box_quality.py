@@ -1,7 +1,7 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 p, inp = snakemake.params, snakemake.input
 stages.box_quality(p.root, p.annotations_file, {b: list(inp[f"boxes_{b}"]) for b in p.backends},
                    {b: list(inp[f"views_{b}"]) for b in p.backends}, snakemake.output.table,

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from ChimeraPipe.models import build_tiny_model
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 out = Path(snakemake.output[0])
 build_tiny_model(snakemake.wildcards.kind, out.parent)

@@ -1,7 +1,7 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 p = snakemake.params
 stages.classify(snakemake.input.split, list(snakemake.input.manifests), p.classes, snakemake.output.classifier,
                 models=p.models, settings=p.settings,

@@ -1,7 +1,7 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 p, wc = snakemake.params, snakemake.wildcards
 stages.crops_class(snakemake.input.split, snakemake.input.boxes, wc.cls, snakemake.output.views,
                    snakemake.output.preview, models=p.models,

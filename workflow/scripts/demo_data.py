@@ -1,5 +1,5 @@
 from ChimeraPipe.data import make_shapes_dataset
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 make_shapes_dataset(snakemake.output[0], seed=snakemake.params.seed)

@@ -1,7 +1,7 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 p, wc = snakemake.params, snakemake.wildcards
 stages.detect_class(snakemake.input.split, wc.cls, wc.backend, snakemake.output.boxes, snakemake.output.preview,
                     root=p.root, models=p.models, settings=p.settings,

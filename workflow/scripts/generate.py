@@ -1,7 +1,7 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 p, wc = snakemake.params, snakemake.wildcards
 stages.generate_for_class(snakemake.input.adapter or None, wc.cls, snakemake.output.manifest,
                           models=p.models, method=p.method, alpha=p.alpha,

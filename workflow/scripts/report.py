@@ -1,5 +1,5 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 stages.report(list(snakemake.input), snakemake.output.table, snakemake.output.markdown)

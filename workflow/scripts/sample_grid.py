@@ -1,6 +1,6 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 manifests = {method: snakemake.input[method] for method in snakemake.params.methods}
 stages.sample_grid(snakemake.input.split, snakemake.wildcards.cls, manifests, snakemake.output[0])

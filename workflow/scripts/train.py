@@ -1,7 +1,7 @@
 from ChimeraPipe import stages
-from ChimeraPipe.runtime import setup_logging
+from ChimeraPipe.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 p = snakemake.params
 stages.train_class(snakemake.input.views, snakemake.wildcards.cls, snakemake.output.adapter,
                    models=p.models, train_settings=p.train,

@@ -1,0 +1,136 @@
+"""The demo on a real SLURM cluster (slurmctld + slurmd + slurmdbd with MariaDB accounting).
+
+Runs only where a cluster is up: start one with `tests/slurm/cluster.sh start` (root, Debian) and
+export SLURM_CONF as `cluster.sh env` prints; `make test-slurm` does all of it.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from ChimeraPipe.io import load_tensors
+from ChimeraPipe.train import LoraTrainConfig, train_lora
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = ["build_tiny_model", "demo_data", "split", "detect", "crops", "train", "generate", "classify",
+         "evaluate", "report", "sample_grid", "box_quality"]
+
+
+def cluster_up() -> bool:
+    if not (os.environ.get("SLURM_CONF") and shutil.which("sinfo")):
+        return False
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return state.returncode == 0 and "idle" in state.stdout or "mix" in state.stdout or "alloc" in state.stdout
+
+
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not cluster_up(), reason="no SLURM cluster up (SLURM_CONF)")]
+
+
+def slurm_snakemake(config: Path, *extra: str, timeout: int = 480) -> subprocess.CompletedProcess:
+    """Snakemake through the project's SLURM profile, sized down for a 2-core test node."""
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles" / "slurm"),
+           "--directory", str(REPO), "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+           "--jobs", "4", "--cores", "2", "--resources", "mem_mb=6000", "--retries", "0",
+           "--slurm-init-seconds-before-status-checks", "2",
+           "--default-resources", "slurm_partition=debug", "slurm_account=chimerapipe",
+           "--set-resources", *[f"{r}:mem_mb=1500" for r in RULES], *[f"{r}:runtime=15" for r in RULES],
+           "--set-threads", *[f"{r}=1" for r in RULES], *extra]
+    # timeout -k: a snakemake killed past its limit must not leave the test hanging.
+    return subprocess.run(["timeout", "-k", "20", str(timeout)] + cmd, capture_output=True, text=True)
+
+
+def write_config(root: Path, **changes) -> Path:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    results = root / "results"
+    config.update({"results": str(results), "methods": ["real", "chimera"], "num_images": 4,
+                   "train": {"steps": 12, "checkpoint_every": 5}, **changes})
+    # Two classes keep the job count (and SLURM's per-layer scheduling latency) small on a 2-core node.
+    config["datasets"]["shapes"].update(root=str(results / "data" / "shapes"), classes=["circle", "square"])
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def sacct_rules(since: str) -> set[str]:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", since, "-o", "Comment,State"], capture_output=True,
+                         text=True, check=True).stdout
+    return {line.split("|")[0] for line in out.splitlines() if line.endswith("COMPLETED")}
+
+
+def test_demo_runs_on_slurm_with_accounting(tmp_path):
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    config = write_config(tmp_path)
+    # Each class's chain from boxes to synthetic images runs as one group job (one sbatch per class).
+    result = slurm_snakemake(config, "--groups", "detect=chain", "crops=chain", "train=chain", "generate=chain")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    results = tmp_path / "results"
+    table = pd.read_csv(results / "report" / "accuracy.csv")
+    assert sorted(table.method) == ["chimera", "real"]
+    manifest = pd.read_csv(results / "shapes" / "shots4_seed0" / "synth" / "chimera" / "alpha1_n4" / "circle" /
+                           "manifest.csv")
+    assert len(manifest) == 4
+    # Every stage really ran as a SLURM job: the plugin tags jobs with their rule in the comment.
+    comments = " ".join(sacct_rules(since))
+    for rule in ("build_tiny_model", "split", "classify", "evaluate", "report"):
+        assert f"rule_{rule}" in comments, comments
+    assert "rule_chain_" in comments, comments  # the group job of detect, crops, train, generate
+
+
+def running_job(comment_part: str, deadline: float) -> str | None:
+    while time.time() < deadline:
+        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            job_id, _, comment = line.partition(" ")
+            if comment_part in comment:
+                return job_id
+        time.sleep(0.5)
+    return None
+
+
+def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
+    steps = 150
+    config = write_config(tmp_path, train={"steps": steps, "checkpoint_every": 10}, methods=["chimera"])
+    results = tmp_path / "results"
+    lora_dir = results / "shapes" / "shots4_seed0" / "lora" / "chimera" / "circle"
+    target = str(lora_dir / "adapter.safetensors")
+    proc = subprocess.Popen(
+        ["timeout", "-k", "20", "400", sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles/slurm"),
+         "--directory", str(REPO), "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+         "--jobs", "4", "--cores", "2", "--resources", "mem_mb=6000", "--retries", "0",
+         "--slurm-init-seconds-before-status-checks", "2",
+         "--default-resources", "slurm_partition=debug", "slurm_account=chimerapipe",
+         "--set-resources", *[f"{r}:mem_mb=1500" for r in RULES], "--set-threads", *[f"{r}=1" for r in RULES],
+         target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = lora_dir / "checkpoint.safetensors"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    job = running_job("rule_train", time.time() + 5)
+    assert checkpoint.exists() and job, "training never reached its first checkpoint under SLURM"
+    time.sleep(1.0)
+    subprocess.run(["scancel", job], check=True)
+    proc.wait(timeout=400)
+    assert proc.returncode != 0 and not Path(target).exists()
+    assert checkpoint.exists()
+
+    result = slurm_snakemake(config, target)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    log = (results / "logs" / "train" / "shapes" / "shots4_seed0" / "chimera" / "circle.log").read_text()
+    assert "resuming from" in log
+
+    # The same adapter as one uninterrupted run on the same cached views.
+    views = results / "shapes" / "shots4_seed0" / "crops" / "grounded_sam" / "circle" / "views.safetensors"
+    reference = tmp_path / "reference" / "adapter.safetensors"
+    meta = json.loads((lora_dir / "adapter.json").read_text())
+    cfg = LoraTrainConfig(**{**meta["training"], "targets": tuple(meta["training"]["targets"])})
+    train_lora(str(results / "models" / "tiny-diffusion"), views, meta["prompt"], reference, cfg)
+    ref, got = load_tensors(reference), load_tensors(target)
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
