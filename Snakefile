@@ -4,7 +4,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default only when no --configfile is given: a user's config stands alone, so a paper
+# run never inherits the demo dataset. `--config key=value` alone still overrides the default.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
