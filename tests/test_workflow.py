@@ -42,6 +42,15 @@ def planned_jobs(result) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+def test_paper_config_is_valid():
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "paper_fewshot.yaml").read_text())
+    jsonschema.validate(config, schema)
+    assert len(config["datasets"]) == 9 and config["num_images"] == 500
+
+
 def test_lint_is_clean():
     result = subprocess.run(SNAKEMAKE + ["--lint", "--directory", str(REPO)], capture_output=True, text=True,
                             cwd=REPO, timeout=300)
