@@ -1,6 +1,7 @@
 """Device choice, seeding and logging set-up shared by the stages."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import sys
@@ -57,6 +58,15 @@ def start_job(log_file: str | Path | None, threads: int | None = None) -> None:
     setup_logging(log_file)
     if threads:
         torch.set_num_threads(max(1, int(threads)))
+
+
+def settings_dataclass(cls, settings: dict, section: str):
+    """Build a settings dataclass, naming the config section of any unknown key."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"{section}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return cls(**settings)
 
 
 def class_prompt(class_name: str, prefix: str = "") -> str:

@@ -13,7 +13,7 @@ from .classify import ClassifierConfig, evaluate_classifier, train_classifier
 from .generate import generate_class
 from .io import write_csv, write_text
 from .report import write_accuracy_table, write_sample_grid
-from .runtime import class_prompt, pick_device, stable_seed
+from .runtime import class_prompt, pick_device, settings_dataclass, stable_seed
 from .train import LoraTrainConfig, train_lora
 from .views import build_view_cache
 
@@ -75,7 +75,8 @@ def crops_class(split_csv: str, boxes_csv: str, class_name: str, out_views: str,
 
 def train_class(views: str, class_name: str, out_adapter: str, *, models: dict,
                 train_settings: dict, prompt_prefix: str = "", device: str = "auto") -> None:
-    cfg = LoraTrainConfig(**{k: tuple(v) if k == "targets" else v for k, v in train_settings.items()})
+    cfg = settings_dataclass(LoraTrainConfig, {k: tuple(v) if k == "targets" else v
+                                               for k, v in train_settings.items()}, "train")
     diffusion = model_location(models, "diffusion")
     train_lora(diffusion, views, class_prompt(class_name, prompt_prefix), out_adapter, cfg, pick_device(device),
                base_model=models["diffusion"])
@@ -112,7 +113,7 @@ def classify(split_csv: str, manifests: list[str], classes: list[str], out_class
     settings = dict(settings)
     with_real = settings.pop("with_real", True)
     table = classifier_table(split_csv, manifests, classes, with_real)
-    cfg = ClassifierConfig(**{**settings, "seed": seed})
+    cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
     train_classifier(model_location(models, "clip"), table,
                      [class_prompt(c, prompt_prefix) for c in classes], out_classifier, cfg, pick_device(device))
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -44,7 +44,6 @@ class LoraTrainConfig:
     seed: int = 0
     precision: str = "auto"              # auto: bf16 autocast on GPU; fp32 on CPU
     gradient_checkpointing: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def alpha(self) -> float:

@@ -31,3 +31,12 @@ def test_generation_tag_depends_on_alpha_only_for_dirichlet():
     assert generation_tag(method_settings("chimera"), 0.5, 500) == "alpha0.5_n500"
     assert generation_tag(method_settings("loft"), 0.5, 500) == "n500"
     assert generation_tag(method_settings("real"), 0.5, 500) == "real"
+
+
+def test_unknown_settings_name_their_section():
+    from ChimeraPipe.runtime import settings_dataclass
+    from ChimeraPipe.train import LoraTrainConfig
+
+    assert settings_dataclass(LoraTrainConfig, {"rank": 4}, "train").rank == 4
+    with pytest.raises(ValueError, match=r"train: unknown setting\(s\) \['rnak'\]"):
+        settings_dataclass(LoraTrainConfig, {"rnak": 4}, "train")
