@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .images import load_rgb
+from .images import downscale, load_rgb
 
 log = logging.getLogger(__name__)
 BACKENDS = ("grounded_sam", "annotations", "full")
@@ -113,7 +113,7 @@ def grounded_sam_boxes(paths: Sequence[str | Path], prompt: str, detector: Groun
         chunk = list(paths[start:start + batch_size])
         originals = [load_rgb(p) for p in chunk]
         # Very large images are downscaled for the models; boxes are mapped back to full resolution.
-        resized = [load_rgb(p, max_side=max_side) for p in chunk]
+        resized = [downscale(image, max_side) for image in originals]
         for path, original, image, hit in zip(chunk, originals, resized, detector.dino_boxes(resized, prompt)):
             scale = image.width / original.width
             if hit is None:

@@ -48,9 +48,14 @@ def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
         raise ImageLoadError(f"{path}: cannot read image ({err})") from err
     if rgb.width < 1 or rgb.height < 1:
         raise ImageLoadError(f"{path}: image has no pixels")
-    if max_side is not None and max(rgb.size) > max_side:
-        rgb = ImageOps.contain(rgb, (max_side, max_side), Image.Resampling.BICUBIC)
-    return rgb
+    return downscale(rgb, max_side) if max_side is not None else rgb
+
+
+def downscale(image: Image.Image, max_side: int) -> Image.Image:
+    """The image shrunk (aspect kept) so that its longer side is at most max_side; unchanged if smaller."""
+    if max(image.size) <= max_side:
+        return image
+    return ImageOps.contain(image, (max_side, max_side), Image.Resampling.BICUBIC)
 
 
 def list_images(folder: str | Path) -> list[Path]:
