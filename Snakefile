@@ -31,5 +31,5 @@ rule all:
     input:
         f"{RESULTS}/report/accuracy.md",
         f"{RESULTS}/report/accuracy.csv",
-        sample_grids(),
+        sample_grid_dirs(),
         box_quality_reports(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from . import data, models, presets
+from . import data, models, parts, presets
 
 
 class ConfigError(ValueError):
@@ -21,6 +21,7 @@ class WorkflowConfig:
         self.alpha = float(config.get("alpha", 1.0))
         self.num_images = int(config.get("num_images", 500))
         self.datasets = list(config["datasets"])
+        self.classes_per_job = int(config.get("classes_per_job", 1))
         for kind in models.MODEL_KINDS:
             spec = self.model_spec(kind)
             if spec != "tiny":
@@ -63,6 +64,22 @@ class WorkflowConfig:
         if not root.is_dir():
             raise ConfigError(f"datasets.{name}.root: data root {root} does not exist")
         return data.class_names(root)
+
+    @functools.cache
+    def parts(self, name: str) -> dict[str, list[str]]:
+        """Part name -> classes: each per-class stage runs one job per part (see ChimeraPipe.parts)."""
+        return parts.partition(self.classes(name), self.classes_per_job)
+
+    def part_classes(self, name: str, part: str) -> list[str]:
+        try:
+            return self.parts(name)[part]
+        except KeyError:
+            raise ConfigError(f"dataset {name!r} has no class part {part!r} "
+                              f"(parts: {', '.join(self.parts(name))})") from None
+
+    def runtime(self, per_class: int, overhead: int = 10) -> int:
+        """Minutes a per-part job asks for: per-class minutes x classes_per_job, plus loading models."""
+        return per_class * self.classes_per_job + overhead
 
     def has_ground_truth_boxes(self, name: str) -> bool:
         """The demo ships boxes; other datasets opt in with `box_quality: true` (needs the annotations file)."""

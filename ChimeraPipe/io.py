@@ -8,8 +8,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the functions that need it: the Snakefile imports this module
+    import torch
 
 
 @contextlib.contextmanager

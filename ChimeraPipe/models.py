@@ -10,7 +10,6 @@ import json
 import re
 from pathlib import Path
 
-import torch
 
 from .io import atomic_dir
 
@@ -101,6 +100,7 @@ SD21_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_
 
 def build_tiny_diffusion(out_dir: Path, seed: int = 0, resolution: int = 64) -> None:
     """An SD-2-style pipeline (UNet, VAE x8, CLIP text encoder, real-id tokenizer, SD2.1-base PNDM scheduler)."""
+    import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -127,6 +127,7 @@ def build_tiny_diffusion(out_dir: Path, seed: int = 0, resolution: int = 64) -> 
 
 def build_tiny_clip(out_dir: Path, seed: int = 0) -> None:
     """A small open_clip CLIP in open_clip's own `local-dir:` layout (config JSON + safetensors)."""
+    import torch
     from open_clip import CLIP
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
     from safetensors.torch import save_model
@@ -162,6 +163,7 @@ TINY_DINO_WORDS = ("a an the photo of object thing animal circle square triangle
 
 def build_tiny_grounding_dino(out_dir: Path, seed: int = 0) -> None:
     """Grounding-DINO (transformers) with a 1-stage Swin, 1-layer BERT and a small wordpiece vocab."""
+    import torch
     from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
                               GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
 
@@ -187,6 +189,7 @@ def build_tiny_grounding_dino(out_dir: Path, seed: int = 0) -> None:
 
 def build_tiny_sam(out_dir: Path, seed: int = 0) -> None:
     """SAM (transformers) at 256 px input with 32-wide encoder and decoder."""
+    import torch
     from transformers import (SamConfig, SamImageProcessor, SamMaskDecoderConfig, SamModel, SamProcessor,
                               SamPromptEncoderConfig, SamVisionConfig)
 

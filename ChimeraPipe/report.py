@@ -46,7 +46,11 @@ def write_accuracy_table(eval_jsons: list[str], out_csv: str | Path, out_md: str
 def write_sample_grid(out_png: str | Path, real: list[str], synth: dict[str, list[str]] | None = None,
                       boxes: pd.DataFrame | None = None) -> None:
     """One row of real shots (with their boxes, if given), then one row of generated images per method."""
-    rows = [("real", real)] + list((synth or {}).items())
+    write_image_grid(out_png, [("real", real)] + list((synth or {}).items()), boxes)
+
+
+def write_image_grid(out_png: str | Path, rows: list[tuple[str, list[str]]], boxes: pd.DataFrame | None = None) -> None:
+    """Labelled rows of images; an image listed in `boxes` (by path) gets its box and box source drawn."""
     cols = max(len(paths) for _, paths in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.7 * len(rows)), squeeze=False)
     by_path = boxes.set_index("path") if boxes is not None else None
@@ -57,7 +61,7 @@ def write_sample_grid(out_png: str | Path, real: list[str], synth: dict[str, lis
             if c >= len(paths):
                 continue
             ax.imshow(load_rgb(paths[c]))
-            if by_path is not None and r == 0 and paths[c] in by_path.index:
+            if by_path is not None and paths[c] in by_path.index:
                 b = by_path.loc[paths[c]]
                 ax.add_patch(Rectangle((b.x0, b.y0), b.x1 - b.x0, b.y1 - b.y0, fill=False, color="red", lw=1.5))
                 ax.set_title(b.source, fontsize=7)

@@ -11,9 +11,10 @@ from . import data, detect, quality
 from . import models as models_module
 from .classify import ClassifierConfig, evaluate_classifier, train_classifier
 from .generate import generate_class
-from .io import write_csv, write_text
-from .report import write_accuracy_table, write_sample_grid
-from .runtime import class_prompt, pick_device, settings_dataclass, stable_seed
+from .io import atomic_dir, write_csv, write_text
+from .parts import PartIndexError, class_files, run_classes, write_index
+from .report import write_accuracy_table, write_image_grid, write_sample_grid
+from .runtime import class_prompt, file_digest, pick_device, settings_dataclass, stable_seed
 from .train import LoraTrainConfig, train_lora
 from .views import build_view_cache
 
@@ -37,61 +38,125 @@ def split(root: str, classes: list[str], shots: int, seed: int, out_csv: str) ->
     write_csv(out_csv, data.choose_shots(root, classes, shots, seed))
 
 
-def detect_class(split_csv: str, class_name: str, backend: str, out_csv: str, out_preview: str, *,
-                 root: str, models: dict, settings: dict, device: str = "auto") -> None:
-    paths = list(class_shots(split_csv, class_name)["path"])
+def _detector(backend: str, root: str, models: dict, settings: dict, device: str):
+    """A function paths, class -> boxes for the backend; models are loaded once per job."""
     if backend == "full":
-        boxes = detect.full_boxes(paths)
-    elif backend == "annotations":
+        return lambda paths, _: detect.full_boxes(paths)
+    if backend == "annotations":
         annotations, source = data.read_annotations(root, settings.get("annotations_file", "boxes.csv"))
-        boxes = detect.annotation_boxes(paths, annotations, source)
-    elif backend == "grounded_sam":
+        return lambda paths, _: detect.annotation_boxes(paths, annotations, source)
+    if backend == "grounded_sam":
         detector = detect.GroundedSam(
             model_location(models, "grounding_dino"),
             model_location(models, "sam"), pick_device(device),
             settings.get("box_threshold", 0.3), settings.get("text_threshold", 0.25))
-        prompt = detect.grounding_prompt(class_name, settings.get("noun"))
-        boxes = detect.grounded_sam_boxes(paths, prompt, detector, max_side=settings.get("max_side", 1333))
-    else:
-        raise ValueError(f"detect.backend: unknown backend {backend!r}; expected one of {detect.BACKENDS}")
+        return lambda paths, cls: detect.grounded_sam_boxes(
+            paths, detect.grounding_prompt(cls, settings.get("noun")), detector,
+            max_side=settings.get("max_side", 1333))
+    raise ValueError(f"detect.backend: unknown backend {backend!r}; expected one of {detect.BACKENDS}")
+
+
+def detect_part(split_csv: str, classes: list[str], backend: str, out_csv: str, out_preview: str, *,
+                root: str, models: dict, settings: dict, device: str = "auto") -> None:
+    """Boxes of the part's reference images: one CSV (a `class` column first) and a preview, a row per class."""
+    boxes_of = _detector(backend, root, models, settings, device)
+    frames, rows = [], []
+    for cls in classes:
+        paths = list(class_shots(split_csv, cls)["path"])
+        frames.append(boxes_of(paths, cls).assign(**{"class": cls}))
+        rows.append((cls, paths))
+    boxes = pd.concat(frames, ignore_index=True)
+    boxes = boxes[["class"] + [c for c in boxes.columns if c != "class"]]
     write_csv(out_csv, boxes)
-    write_sample_grid(out_preview, real=paths, boxes=boxes)
+    write_image_grid(out_preview, rows, boxes)
 
 
-def crops_class(split_csv: str, boxes_csv: str, class_name: str, out_views: str, out_preview: str, *,
-                models: dict, settings: dict, seed: int, device: str = "auto") -> None:
+def class_folders(out_index: str) -> Path:
+    """Per-class files of a part sit beside its index's `parts/` folder: <stage dir>/<class>/..."""
+    return Path(out_index).parent.parent
+
+
+def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: str, *,
+               models: dict, settings: dict, seed: int, device: str = "auto") -> None:
+    """View caches (+ previews) of the part's classes, `<class>/views.safetensors`, and the part index."""
     from diffusers import AutoencoderKL
 
     device = pick_device(device)
-    vae = AutoencoderKL.from_pretrained(model_location(models, "diffusion"),
-                                        subfolder="vae").to(device).eval()
+    diffusion = model_location(models, "diffusion")
+    vae = AutoencoderKL.from_pretrained(diffusion, subfolder="vae").to(device).eval()
     jitter = {k: settings[k] for k in ("translate", "min_side_frac", "flip_prob") if k in settings}
     if "scale_range" in settings:
         jitter["scale_range"] = tuple(settings["scale_range"])
-    build_view_cache(class_shots(split_csv, class_name), pd.read_csv(boxes_csv), vae, out_views, out_preview,
-                     settings["views_per_image"], settings["resolution"], stable_seed(seed, class_name),
-                     device, **jitter)
+    boxes, root = pd.read_csv(boxes_csv), class_folders(out_index)
+
+    def inputs(cls):
+        return {"settings": settings, "seed": seed, "vae": diffusion, "device": device,
+                "shots": class_shots(split_csv, cls)["path"].tolist(),
+                "boxes": boxes[boxes["class"] == cls].to_dict("records")}
+
+    def work(cls):
+        files = outputs(cls)
+        build_view_cache(class_shots(split_csv, cls), boxes[boxes["class"] == cls], vae, files["views"],
+                         files["preview"], settings["views_per_image"], settings["resolution"],
+                         stable_seed(seed, cls), device, **jitter)
+
+    def outputs(cls):
+        return {"views": str(root / cls / "views.safetensors"), "preview": str(root / cls / "preview.png")}
+
+    write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "crops"))
 
 
-def train_class(views: str, class_name: str, out_adapter: str, *, models: dict,
-                train_settings: dict, prompt_prefix: str = "", device: str = "auto") -> None:
+def train_part(views_index: str, classes: list[str], out_index: str, *, models: dict,
+               train_settings: dict, prompt_prefix: str = "", device: str = "auto") -> None:
+    """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index."""
     cfg = settings_dataclass(LoraTrainConfig, {k: tuple(v) if k == "targets" else v
                                                for k, v in train_settings.items()}, "train")
-    diffusion = model_location(models, "diffusion")
-    train_lora(diffusion, views, class_prompt(class_name, prompt_prefix), out_adapter, cfg, pick_device(device),
-               base_model=models["diffusion"])
+    diffusion, views, root = model_location(models, "diffusion"), class_files([views_index], "views"), \
+        class_folders(out_index)
+    missing = [c for c in classes if c not in views]
+    if missing:
+        raise PartIndexError(f"{views_index}: no view cache for classes {missing}")
+
+    def inputs(cls):
+        return {"train": train_settings, "prompt": class_prompt(cls, prompt_prefix), "diffusion": diffusion,
+                "views": file_digest(views[cls])}
+
+    def outputs(cls):
+        return {"adapter": str(root / cls / "adapter.safetensors"), "description": str(root / cls / "adapter.json")}
+
+    def work(cls):
+        train_lora(diffusion, views[cls], class_prompt(cls, prompt_prefix), outputs(cls)["adapter"], cfg,
+                   pick_device(device), base_model=models["diffusion"])
+
+    write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "train"))
 
 
-def generate_for_class(adapter: str | None, class_name: str, out_manifest: str, *, models: dict, method: dict,
-                       alpha: float | None, num_images: int, settings: dict,
-                       seed: int, prompt_prefix: str = "", device: str = "auto") -> None:
-    out_dir = Path(out_manifest).parent / "images"
-    generate_class(model_location(models, "diffusion"), adapter,
-                   class_prompt(class_name, prompt_prefix), out_dir, out_manifest, num_images, alpha or 1.0,
-                   method.get("mixing", "dirichlet"), stable_seed(seed, class_name, "generate"),
-                   guidance_scale=settings.get("guidance_scale", 2.0), steps=settings.get("steps", 50),
-                   batch_size=settings.get("batch_size", 8), resolution=settings["resolution"],
-                   device=pick_device(device), precision=settings.get("precision", "auto"), class_name=class_name)
+def generate_part(adapter_index: str | None, classes: list[str], out_index: str, *, models: dict, method: dict,
+                  alpha: float | None, num_images: int, settings: dict,
+                  seed: int, prompt_prefix: str = "", device: str = "auto") -> None:
+    """Synthetic images per class of the part, `<class>/images/*.png` + `<class>/manifest.csv`, and the index."""
+    diffusion, root = model_location(models, "diffusion"), class_folders(out_index)
+    adapters = class_files([adapter_index], "adapter") if adapter_index else {}
+    if adapter_index and (missing := [c for c in classes if c not in adapters]):
+        raise PartIndexError(f"{adapter_index}: no adapter for classes {missing}")
+
+    def inputs(cls):
+        return {"method": method, "alpha": alpha, "num_images": num_images, "settings": settings, "seed": seed,
+                "prompt": class_prompt(cls, prompt_prefix), "diffusion": diffusion,
+                "adapter": file_digest(adapters[cls]) if cls in adapters else None}
+
+    def outputs(cls):
+        return {"manifest": str(root / cls / "manifest.csv")}
+
+    def work(cls):
+        generate_class(diffusion, adapters.get(cls), class_prompt(cls, prompt_prefix), root / cls / "images",
+                       outputs(cls)["manifest"], num_images, alpha or 1.0, method.get("mixing", "dirichlet"),
+                       stable_seed(seed, cls, "generate"), guidance_scale=settings.get("guidance_scale", 2.0),
+                       steps=settings.get("steps", 50), batch_size=settings.get("batch_size", 8),
+                       resolution=settings["resolution"], device=pick_device(device),
+                       precision=settings.get("precision", "auto"), class_name=cls)
+
+    write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "generate"))
 
 
 def classifier_table(split_csv: str, manifests: list[str], classes: list[str], with_real: bool) -> pd.DataFrame:
@@ -107,11 +172,12 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
     return pd.concat(parts, ignore_index=True)
 
 
-def classify(split_csv: str, manifests: list[str], classes: list[str], out_classifier: str, *, models: dict,
+def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
              settings: dict, prompt_prefix: str = "", seed: int = 0,
              device: str = "auto") -> None:
     settings = dict(settings)
     with_real = settings.pop("with_real", True)
+    manifests = list(class_files(synth_indexes, "manifest").values())
     table = classifier_table(split_csv, manifests, classes, with_real)
     cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
     train_classifier(model_location(models, "clip"), table,
@@ -132,13 +198,20 @@ def report(eval_jsons: list[str], out_csv: str, out_md: str) -> None:
 
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],
                 out_csv: str, out_md: str) -> None:
+    """`boxes`: backend -> detect part CSVs; `views`: backend -> crops part indexes."""
     truth, _ = data.read_annotations(root, annotations_file)
-    table = quality.box_quality(boxes, views, truth)
+    view_caches = {backend: list(class_files(indexes, "views").values()) for backend, indexes in views.items()}
+    table = quality.box_quality(boxes, view_caches, truth)
     write_csv(out_csv, table)
     write_text(out_md, "# Boxes against ground truth\n\n" + table.to_markdown(index=False, floatfmt=".3f") + "\n")
 
 
-def sample_grid(split_csv: str, class_name: str, manifests: dict[str, str], out_png: str, per_row: int = 8) -> None:
-    real = list(class_shots(split_csv, class_name)["path"])
-    synth = {method: list(pd.read_csv(m)["file"])[:per_row] for method, m in manifests.items()}
-    write_sample_grid(out_png, real=real, synth=synth)
+def sample_grids(split_csv: str, classes: list[str], synth_indexes: dict[str, list[str]], out_dir: str,
+                 per_row: int = 8) -> None:
+    """`<class>.png` per class in out_dir: the real shots, then a row of generated images per method."""
+    manifests = {method: class_files(indexes, "manifest") for method, indexes in synth_indexes.items()}
+    with atomic_dir(out_dir) as tmp:
+        for cls in classes:
+            real = list(class_shots(split_csv, cls)["path"])
+            synth = {method: list(pd.read_csv(files[cls])["file"])[:per_row] for method, files in manifests.items()}
+            write_sample_grid(tmp / f"{cls}.png", real=real, synth=synth)

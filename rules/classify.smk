@@ -1,7 +1,7 @@
 rule classify:
     input:
         split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
-        manifests=manifests,
+        synth=synth_indexes,
         models=tiny_models("clip"),
     output:
         classifier=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.safetensors",

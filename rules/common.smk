@@ -10,13 +10,19 @@ RUN = f"{RESULTS}/{{dataset}}/shots{{shots}}_seed{{seed}}"
 
 wildcard_constraints:
     dataset=r"[^/]+",
-    cls=r"[^/]+",
+    part=r"p\d+",
     method=r"[^/]+",
     gen=r"[^/]+",
     seed=r"\d+",
     shots=r"\d+",
     backend="grounded_sam|annotations|full",
     kind="diffusion|clip|grounding_dino|sam",
+
+
+# Input functions build paths with plain f-strings from the wildcards: at paper scale they run for every
+# job while Snakemake plans the DAG, so they stay cheap.
+def run_dir(wc):
+    return f"{RESULTS}/{wc.dataset}/shots{wc.shots}_seed{wc.seed}"
 
 
 def tiny_models(*kinds):
@@ -30,30 +36,43 @@ def model_locations(wildcards, input):
     return {kind: built.get(kind, spec) for kind, spec in CFG.model_specs().items()}
 
 
-def dataset_input(wildcards):
-    return [CFG.dataset_root(wildcards.dataset)] if CFG.is_demo(wildcards.dataset) else []
+def dataset_input(wc):
+    return [CFG.dataset_root(wc.dataset)] if CFG.is_demo(wc.dataset) else []
 
 
-def detect_models(wildcards):
-    return tiny_models("grounding_dino", "sam") if wildcards.backend == "grounded_sam" else []
+def part_classes(wc):
+    return CFG.part_classes(wc.dataset, wc.part)
 
 
-def views_for_method(wildcards):
-    backend = CFG.boxes_backend(wildcards.method, wildcards.dataset)
-    return f"{RUN}/crops/{backend}/{{cls}}/views.safetensors".format(**dict(wildcards.items()))
+def detect_models(wc):
+    return tiny_models("grounding_dino", "sam") if wc.backend == "grounded_sam" else []
 
 
-def adapter_for(wildcards):
-    if CFG.method(wildcards.method)["kind"] != "lora":
+def views_index_for_method(wc):
+    return f"{run_dir(wc)}/crops/{CFG.boxes_backend(wc.method, wc.dataset)}/parts/{wc.part}.json"
+
+
+def adapter_index_for(wc):
+    if CFG.method(wc.method)["kind"] != "lora":
         return []
-    return f"{RUN}/lora/{{method}}/{{cls}}/adapter.safetensors".format(**dict(wildcards.items()))
+    return f"{run_dir(wc)}/lora/{wc.method}/parts/{wc.part}.json"
 
 
-def manifests(wildcards):
-    if wildcards.gen == "real":
+def synth_indexes(wc, method=None, gen=None):
+    """The synthetic images' part indexes of one method (all parts of the dataset)."""
+    method, gen = method or wc.method, gen or wc.gen
+    if gen == "real":
         return []
-    return expand(f"{RUN}/synth/{{method}}/{{gen}}/{{cls}}/manifest.csv", cls=CFG.classes(wildcards.dataset),
-                  **{k: getattr(wildcards, k) for k in ("dataset", "shots", "seed", "method", "gen")})
+    return [f"{run_dir(wc)}/synth/{method}/{gen}/parts/{part}.json" for part in CFG.parts(wc.dataset)]
+
+
+def synthetic_methods():
+    return [m for m in CFG.methods if CFG.method(m)["kind"] != "real"]
+
+
+def grid_inputs(wc):
+    return {"split": f"{RESULTS}/{wc.dataset}/split/shots{wc.shots}_seed{wc.seed}.csv",
+            **{m: synth_indexes(wc, m, CFG.gen_tag(m)) for m in synthetic_methods()}}
 
 
 def evaluations():
@@ -61,27 +80,20 @@ def evaluations():
             for d in CFG.datasets for s in CFG.seeds for m in CFG.methods]
 
 
-def grid_manifests(wildcards):
-    return {m: f"{RUN}/synth/{m}/{CFG.gen_tag(m)}/{{cls}}/manifest.csv".format(**dict(wildcards.items()))
-            for m in CFG.methods if CFG.method(m)["kind"] != "real"}
-
-
-def sample_grids():
-    return [f"{RESULTS}/report/grids/{d}/shots{CFG.shots}_seed{s}/{c}.png"
-            for d in CFG.datasets for s in CFG.seeds for c in CFG.classes(d)]
+def sample_grid_dirs():
+    return [f"{RESULTS}/report/grids/{d}/shots{CFG.shots}_seed{s}" for d in CFG.datasets for s in CFG.seeds]
 
 
 QUALITY_BACKENDS = ("grounded_sam", "annotations", "full")
 
 
-def box_quality_inputs(wildcards):
-    """Boxes and view caches of every backend, named '<kind>_<backend>' for the script."""
+def box_quality_inputs(wc):
+    """Box CSVs and view-cache indexes of every backend and part, named '<kind>_<backend>' for the script."""
+    run, parts = run_dir(wc), list(CFG.parts(wc.dataset))
     files = {}
     for backend in QUALITY_BACKENDS:
-        for kind, pattern in (("boxes", "boxes/{b}/{c}.csv"), ("views", "crops/{b}/{c}/views.safetensors")):
-            files[f"{kind}_{backend}"] = [
-                f"{RUN}/{pattern}".format(b=backend, c=c, **dict(wildcards.items()))
-                for c in CFG.classes(wildcards.dataset)]
+        files[f"boxes_{backend}"] = [f"{run}/boxes/{backend}/{p}.csv" for p in parts]
+        files[f"views_{backend}"] = [f"{run}/crops/{backend}/parts/{p}.json" for p in parts]
     return files
 
 

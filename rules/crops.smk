@@ -1,23 +1,23 @@
 rule crops:
     input:
         split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
-        boxes=f"{RUN}/boxes/{{backend}}/{{cls}}.csv",
+        boxes=f"{RUN}/boxes/{{backend}}/{{part}}.csv",
         models=tiny_models("diffusion"),
     output:
-        views=f"{RUN}/crops/{{backend}}/{{cls}}/views.safetensors",
-        preview=f"{RUN}/crops/{{backend}}/{{cls}}/preview.png",
+        index=f"{RUN}/crops/{{backend}}/parts/{{part}}.json",
     params:
+        classes=part_classes,
         models=model_locations,
         settings=CFG.section("crops"),
         device=config["device"],
     threads: 4
     resources:
         mem_mb=12000,
-        runtime=30,
+        runtime=CFG.runtime(10),
     log:
-        f"{RESULTS}/logs/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{cls}}.log",
+        f"{RESULTS}/logs/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{cls}}.tsv"
+        f"{RESULTS}/benchmarks/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{part}}.tsv"
     conda:
         "../envs/chimerapipe.yaml"
     script:

@@ -3,9 +3,10 @@ rule detect:
         split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
         models=detect_models,
     output:
-        boxes=f"{RUN}/boxes/{{backend}}/{{cls}}.csv",
-        preview=f"{RUN}/boxes/{{backend}}/{{cls}}.png",
+        boxes=f"{RUN}/boxes/{{backend}}/{{part}}.csv",
+        preview=f"{RUN}/boxes/{{backend}}/{{part}}.png",
     params:
+        classes=part_classes,
         root=lambda wc: CFG.dataset_root(wc.dataset),
         models=model_locations,
         settings=lambda wc: {**CFG.section("detect"), "noun": CFG.dataset(wc.dataset).get("detect_noun")},
@@ -13,11 +14,11 @@ rule detect:
     threads: 4
     resources:
         mem_mb=12000,
-        runtime=30,
+        runtime=CFG.runtime(3),
     log:
-        f"{RESULTS}/logs/detect/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{cls}}.log",
+        f"{RESULTS}/logs/detect/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/detect/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{cls}}.tsv"
+        f"{RESULTS}/benchmarks/detect/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{part}}.tsv"
     conda:
         "../envs/chimerapipe.yaml"
     script:

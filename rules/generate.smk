@@ -1,10 +1,11 @@
 rule generate:
     input:
-        adapter=adapter_for,
+        adapter=adapter_index_for,
         models=tiny_models("diffusion"),
     output:
-        manifest=f"{RUN}/synth/{{method}}/{{gen}}/{{cls}}/manifest.csv",
+        index=f"{RUN}/synth/{{method}}/{{gen}}/parts/{{part}}.json",
     params:
+        classes=part_classes,
         models=model_locations,
         method=lambda wc: CFG.method(wc.method),
         alpha=lambda wc: CFG.alpha_for(wc.method),
@@ -15,12 +16,12 @@ rule generate:
     threads: 8
     resources:
         mem_mb=32000,
-        runtime=90,
+        runtime=CFG.runtime(20),
         gpu=1,
     log:
-        f"{RESULTS}/logs/generate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}/{{cls}}.log",
+        f"{RESULTS}/logs/generate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/generate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}/{{cls}}.tsv"
+        f"{RESULTS}/benchmarks/generate/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}/{{part}}.tsv"
     conda:
         "../envs/chimerapipe.yaml"
     script:

@@ -20,20 +20,20 @@ rule report:
 
 rule sample_grid:
     input:
-        unpack(lambda wc: {"split": f"{RESULTS}/{wc.dataset}/split/shots{wc.shots}_seed{wc.seed}.csv",
-                           **grid_manifests(wc)}),
+        unpack(grid_inputs),
     output:
-        f"{RESULTS}/report/grids/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.png",
+        directory(f"{RESULTS}/report/grids/{{dataset}}/shots{{shots}}_seed{{seed}}"),
     params:
-        methods=lambda wc: list(grid_manifests(wc)),
+        classes=lambda wc: CFG.classes(wc.dataset),
+        methods=synthetic_methods(),
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=10,
+        runtime=30,
     log:
-        f"{RESULTS}/logs/sample_grid/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.log",
+        f"{RESULTS}/logs/sample_grid/{{dataset}}/shots{{shots}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sample_grid/{{dataset}}/shots{{shots}}_seed{{seed}}/{{cls}}.tsv"
+        f"{RESULTS}/benchmarks/sample_grid/{{dataset}}/shots{{shots}}_seed{{seed}}.tsv"
     conda:
         "../envs/chimerapipe.yaml"
     script:

@@ -1,11 +1,11 @@
 rule train:
     input:
-        views=views_for_method,
+        views=views_index_for_method,
         models=tiny_models("diffusion"),
     output:
-        adapter=f"{RUN}/lora/{{method}}/{{cls}}/adapter.safetensors",
-        description=f"{RUN}/lora/{{method}}/{{cls}}/adapter.json",
+        index=f"{RUN}/lora/{{method}}/parts/{{part}}.json",
     params:
+        classes=part_classes,
         models=model_locations,
         train=lambda wc: CFG.method(wc.method)["train"],
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
@@ -13,12 +13,12 @@ rule train:
     threads: 8
     resources:
         mem_mb=32000,
-        runtime=120,
+        runtime=CFG.runtime(30),
         gpu=1,
     log:
-        f"{RESULTS}/logs/train/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{cls}}.log",
+        f"{RESULTS}/logs/train/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{cls}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{part}}.tsv"
     conda:
         "../envs/chimerapipe.yaml"
     script:

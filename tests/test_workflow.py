@@ -92,11 +92,14 @@ def test_demo_produces_every_artifact(demo_run):
     classes = ["circle", "square", "triangle"]
     split = pd.read_csv(results / "shapes" / "split" / "shots4_seed0.csv")
     assert split.groupby("class").size().to_dict() == {c: 4 for c in classes}
-    for cls in classes:
+    for part, cls in zip(("p000", "p001", "p002"), classes):  # classes_per_job: 1 in the demo
         for backend in ("grounded_sam", "full"):  # detect for chimera; full boxes for loft / datadream
-            boxes = pd.read_csv(run / "boxes" / backend / f"{cls}.csv")
-            assert list(boxes.columns) == ["path", "width", "height", "x0", "y0", "x1", "y1", "score", "source"]
-            assert len(boxes) == 4 and (boxes.x1 <= boxes.width).all()
+            boxes = pd.read_csv(run / "boxes" / backend / f"{part}.csv")
+            assert list(boxes.columns) == ["class", "path", "width", "height", "x0", "y0", "x1", "y1", "score",
+                                           "source"]
+            assert len(boxes) == 4 and (boxes["class"] == cls).all() and (boxes.x1 <= boxes.width).all()
+            index = json.loads((run / "crops" / backend / "parts" / f"{part}.json").read_text())
+            assert index["classes"][cls]["files"]["views"] == str(run / "crops" / backend / cls / "views.safetensors")
             views = load_tensors(run / "crops" / backend / cls / "views.safetensors")
             assert views["latents_mean"].shape == (4, 16, 4, 8, 8)
             assert Image.open(run / "crops" / backend / cls / "preview.png").mode == "RGB"
@@ -135,8 +138,17 @@ def test_changing_alpha_reruns_only_generation_and_after(demo_run, tmp_path):
     changed.write_text(yaml.safe_dump(data))
     jobs = planned_jobs(snakemake("-n", configfile=changed))
     # Only Dirichlet-mixing ChimeraLoRA depends on alpha: 3 classes generated, one classifier, and the report.
-    assert jobs == {"generate": 3, "classify": 1, "evaluate": 1, "report": 1, "sample_grid": 3, "all": 1}
+    assert jobs == {"generate": 3, "classify": 1, "evaluate": 1, "report": 1, "sample_grid": 1, "all": 1}
     data["alpha"], data["num_images"] = 1.0, 6
     changed.write_text(yaml.safe_dump(data))
     jobs = planned_jobs(snakemake("-n", configfile=changed))
     assert jobs["generate"] == 4 * 3 and "train" not in jobs and "crops" not in jobs and "detect" not in jobs
+
+
+def test_classes_per_job_sets_the_job_count(tmp_path):
+    config = write_config(tmp_path / "c.yaml", classes_per_job=2)
+    jobs = planned_jobs(snakemake("-n", configfile=config))
+    # 3 classes -> parts of 2 + 1; boxes of 3 backends (grounded_sam for chimera, all 3 for box_quality).
+    assert jobs["detect"] == jobs["crops"] == 3 * 2
+    assert jobs["train"] == 2 and jobs["generate"] == 2 * 2  # chimera; issynth and chimera
+    assert jobs["sample_grid"] == 1 and jobs["classify"] == 3

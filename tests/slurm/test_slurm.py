@@ -75,7 +75,7 @@ def sacct_rules(since: str) -> set[str]:
 def test_demo_runs_on_slurm_with_accounting(tmp_path):
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     config = write_config(tmp_path)
-    # Each class's chain from boxes to synthetic images runs as one group job (one sbatch per class).
+    # Each part's chain from boxes to synthetic images runs as one group job (one sbatch per class here).
     result = slurm_snakemake(config, "--groups", "detect=chain", "crops=chain", "train=chain", "generate=chain")
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     results = tmp_path / "results"
@@ -107,7 +107,7 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
     config = write_config(tmp_path, train={"steps": steps, "checkpoint_every": 10}, methods=["chimera"])
     results = tmp_path / "results"
     lora_dir = results / "shapes" / "shots4_seed0" / "lora" / "chimera" / "circle"
-    target = str(lora_dir / "adapter.safetensors")
+    target = str(lora_dir.parent / "parts" / "p000.json")  # the part holding circle (one class per job)
     proc = subprocess.Popen(slurm_command(config, targets=(target,), timeout=400),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = lora_dir / "checkpoint.safetensors"
@@ -124,13 +124,13 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
         # Seen with plugin 2.8: the controller can keep waiting on a cancelled job; stop it as a user would.
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-    assert not Path(target).exists() and checkpoint.exists()
+    assert not Path(target).exists() and not (lora_dir / "adapter.safetensors").exists() and checkpoint.exists()
     subprocess.run([sys.executable, "-m", "snakemake", "--unlock", "--directory", str(REPO), "--snakefile",
                     str(REPO / "Snakefile"), "--configfile", str(config)], capture_output=True, check=True)
 
     result = slurm_snakemake(config, targets=(target,))
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    log = (results / "logs" / "train" / "shapes" / "shots4_seed0" / "chimera" / "circle.log").read_text()
+    log = (results / "logs" / "train" / "shapes" / "shots4_seed0" / "chimera" / "p000.log").read_text()
     assert "resuming from" in log
 
     # The same adapter as one uninterrupted run on the same cached views.
@@ -144,5 +144,5 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
         train_lora(str(results / "models" / "tiny-diffusion"), views, meta["prompt"], reference, cfg)
     finally:
         torch.set_num_threads(threads)
-    ref, got = load_tensors(reference), load_tensors(target)
+    ref, got = load_tensors(reference), load_tensors(lora_dir / "adapter.safetensors")
     assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)

@@ -3,6 +3,5 @@ from ChimeraPipe.runtime import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 p, wc = snakemake.params, snakemake.wildcards
-stages.detect_class(snakemake.input.split, wc.cls, wc.backend, snakemake.output.boxes, snakemake.output.preview,
-                    root=p.root, models=p.models, settings=p.settings,
-                    device=p.device)
+stages.detect_part(snakemake.input.split, p.classes, wc.backend, snakemake.output.boxes, snakemake.output.preview,
+                   root=p.root, models=p.models, settings=p.settings, device=p.device)

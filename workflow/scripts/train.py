@@ -3,6 +3,5 @@ from ChimeraPipe.runtime import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 p = snakemake.params
-stages.train_class(snakemake.input.views, snakemake.wildcards.cls, snakemake.output.adapter,
-                   models=p.models, train_settings=p.train,
-                   prompt_prefix=p.prompt_prefix, device=p.device)
+stages.train_part(snakemake.input.views, p.classes, snakemake.output.index, models=p.models,
+                  train_settings=p.train, prompt_prefix=p.prompt_prefix, device=p.device)
