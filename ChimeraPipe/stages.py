@@ -26,11 +26,13 @@ def model_location(models: dict, kind: str, models_dir: str = "results/models") 
     return models_module.resolve_model(kind, models[kind], models_dir)
 
 
-def class_shots(split_csv: str | Path, class_name: str) -> pd.DataFrame:
+def shots_by_class(split_csv: str | Path, classes: list[str]) -> dict[str, pd.DataFrame]:
+    """Each class's shots in shot order, from one read of the split; a class without shots names the file."""
     table = pd.read_csv(split_csv)
-    shots = table[table["class"] == class_name].sort_values("shot")
-    if shots.empty:
-        raise ValueError(f"{split_csv}: no shots for class {class_name!r}")
+    shots = {cls: table[table["class"] == cls].sort_values("shot") for cls in classes}
+    empty = [cls for cls, rows in shots.items() if rows.empty]
+    if empty:
+        raise ValueError(f"{split_csv}: no shots for classes {empty}")
     return shots
 
 
@@ -59,10 +61,11 @@ def _detector(backend: str, root: str, models: dict, settings: dict, device: str
 def detect_part(split_csv: str, classes: list[str], backend: str, out_csv: str, out_preview: str, *,
                 root: str, models: dict, settings: dict, device: str = "auto") -> None:
     """Boxes of the part's reference images: one CSV (a `class` column first) and a preview, a row per class."""
+    shots = shots_by_class(split_csv, classes)
     boxes_of = _detector(backend, root, models, settings, device)
     frames, rows = [], []
     for cls in classes:
-        paths = list(class_shots(split_csv, cls)["path"])
+        paths = list(shots[cls]["path"])
         frames.append(boxes_of(paths, cls).assign(**{"class": cls}))
         rows.append((cls, paths))
     boxes = pd.concat(frames, ignore_index=True)
@@ -81,22 +84,21 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
     """View caches (+ previews) of the part's classes, `<class>/views.safetensors`, and the part index."""
     from diffusers import AutoencoderKL
 
+    boxes, root, shots = pd.read_csv(boxes_csv), class_folders(out_index), shots_by_class(split_csv, classes)
     device = pick_device(device)
     diffusion = model_location(models, "diffusion")
     vae = AutoencoderKL.from_pretrained(diffusion, subfolder="vae").to(device).eval()
     jitter = {k: settings[k] for k in ("translate", "min_side_frac", "flip_prob") if k in settings}
     if "scale_range" in settings:
         jitter["scale_range"] = tuple(settings["scale_range"])
-    boxes, root = pd.read_csv(boxes_csv), class_folders(out_index)
 
     def inputs(cls):
         return {"settings": settings, "seed": seed, "vae": diffusion, "device": device,
-                "shots": class_shots(split_csv, cls)["path"].tolist(),
-                "boxes": boxes[boxes["class"] == cls].to_dict("records")}
+                "shots": shots[cls]["path"].tolist(), "boxes": boxes[boxes["class"] == cls].to_dict("records")}
 
     def work(cls):
         files = outputs(cls)
-        build_view_cache(class_shots(split_csv, cls), boxes[boxes["class"] == cls], vae, files["views"],
+        build_view_cache(shots[cls], boxes[boxes["class"] == cls], vae, files["views"],
                          files["preview"], settings["views_per_image"], settings["resolution"],
                          stable_seed(seed, cls), device, **jitter)
 
@@ -210,8 +212,9 @@ def sample_grids(split_csv: str, classes: list[str], synth_indexes: dict[str, li
                  per_row: int = 8) -> None:
     """`<class>.png` per class in out_dir: the real shots, then a row of generated images per method."""
     manifests = {method: class_files(indexes, "manifest") for method, indexes in synth_indexes.items()}
+    shots = shots_by_class(split_csv, classes)
     with atomic_dir(out_dir) as tmp:
         for cls in classes:
-            real = list(class_shots(split_csv, cls)["path"])
+            real = list(shots[cls]["path"])
             synth = {method: list(pd.read_csv(files[cls])["file"])[:per_row] for method, files in manifests.items()}
             write_sample_grid(tmp / f"{cls}.png", real=real, synth=synth)

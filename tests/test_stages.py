@@ -94,3 +94,10 @@ def test_a_class_missing_from_the_upstream_index_is_named(setup, tmp_path):
     with pytest.raises(PartIndexError, match="circle"):
         stages.train_part(index, ["circle"], tmp_path / "lora" / "parts" / "p000.json", models=models,
                           train_settings=TRAIN, device="cpu")
+
+
+def test_a_class_without_shots_is_named_with_the_split_file(setup, tmp_path):
+    _, split_csv, data_root, models = setup
+    with pytest.raises(ValueError, match=r"split.csv: no shots for classes \['triangle'\]"):
+        stages.detect_part(split_csv, ["circle", "triangle"], "full", tmp_path / "b.csv", tmp_path / "b.png",
+                           root=data_root, models=models, settings={}, device="cpu")
