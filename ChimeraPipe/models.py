@@ -10,7 +10,6 @@ import json
 import re
 from pathlib import Path
 
-
 from .io import atomic_dir
 
 MODEL_KINDS = ("diffusion", "clip", "grounding_dino", "sam")

@@ -43,10 +43,9 @@ def write_accuracy_table(eval_jsons: list[str], out_csv: str | Path, out_md: str
     return table
 
 
-def write_sample_grid(out_png: str | Path, real: list[str], synth: dict[str, list[str]] | None = None,
-                      boxes: pd.DataFrame | None = None) -> None:
-    """One row of real shots (with their boxes, if given), then one row of generated images per method."""
-    write_image_grid(out_png, [("real", real)] + list((synth or {}).items()), boxes)
+def write_sample_grid(out_png: str | Path, real: list[str], synth: dict[str, list[str]] | None = None) -> None:
+    """One row of real shots, then one row of generated images per method."""
+    write_image_grid(out_png, [("real", real)] + list((synth or {}).items()))
 
 
 def write_image_grid(out_png: str | Path, rows: list[tuple[str, list[str]]], boxes: pd.DataFrame | None = None) -> None:
