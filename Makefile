@@ -27,10 +27,12 @@ test: $(STAMP)
 test-slurm: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[slurm]'
 	tests/slurm/cluster.sh start
-	SLURM_CONF=$$(tests/slurm/cluster.sh env | cut -d= -f2) $(BIN)/python -m pytest -q tests/slurm; \
+	SLURM_CONF=$$(tests/slurm/cluster.sh env | cut -d= -f2) CHIMERAPIPE_REQUIRE_SLURM=1 \
+		$(BIN)/python -m pytest -q tests/slurm; \
 	status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 lint: $(STAMP)
+	$(BIN)/ruff check ChimeraPipe tests bench workflow/scripts
 	$(BIN)/snakemake --lint
 
 clean:
