@@ -20,7 +20,8 @@ class DatasetError(ValueError):
 def class_names(root: str | Path, split: str = "train") -> list[str]:
     folder = Path(root) / split
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: data root has no '{split}' folder (expected ImageFolder layout root/{split}/<class>/*)")
+        raise DatasetError(f"{folder}: data root has no '{split}' folder "
+                           f"(expected ImageFolder layout root/{split}/<class>/*)")
     names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not names:
         raise DatasetError(f"{folder}: no class folders")

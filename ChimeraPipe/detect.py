@@ -95,7 +95,7 @@ def full_boxes(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 def annotation_boxes(paths: Sequence[str | Path], annotations: pd.DataFrame, source_file: str) -> pd.DataFrame:
     """Boxes a dataset ships, looked up by image path (a missing box is an error, not a silent full image)."""
-    by_path = {str(Path(p)): r for p, r in zip(annotations["path"], annotations.itertuples())}
+    by_path = {str(Path(p)): r for p, r in zip(annotations["path"], annotations.itertuples(), strict=True)}
     rows = []
     for path in paths:
         image = load_rgb(path)
@@ -114,7 +114,8 @@ def grounded_sam_boxes(paths: Sequence[str | Path], prompt: str, detector: Groun
         originals = [load_rgb(p) for p in chunk]
         # Very large images are downscaled for the models; boxes are mapped back to full resolution.
         resized = [downscale(image, max_side) for image in originals]
-        for path, original, image, hit in zip(chunk, originals, resized, detector.dino_boxes(resized, prompt)):
+        for path, original, image, hit in zip(chunk, originals, resized, detector.dino_boxes(resized, prompt),
+                                              strict=True):
             scale = image.width / original.width
             if hit is None:
                 rows.append(_row(path, image, (0, 0, image.width, image.height), 0.0, "full", scale))

@@ -59,7 +59,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(byte)
             chars.append(256 + extra)
             extra += 1
-    return dict(zip(printable, map(chr, chars)))
+    return dict(zip(printable, map(chr, chars), strict=True))
 
 
 def write_clip_tokenizer_files(out_dir: Path) -> None:
@@ -71,7 +71,8 @@ def write_clip_tokenizer_files(out_dir: Path) -> None:
     import open_clip
 
     bpe_path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    lines = gzip.open(bpe_path, "rt", encoding="utf-8").read().split("\n")
+    with gzip.open(bpe_path, "rt", encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
     merges = lines[1:49152 - 256 - 2 + 1]
     alphabet = list(_bytes_to_unicode().values())
     tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]
@@ -156,15 +157,23 @@ def _write_wordpiece_vocab(path: Path, words: list[str]) -> None:
     path.write_text("\n".join(vocab) + "\n")
 
 
-TINY_DINO_WORDS = ("a an the photo of object thing animal circle square triangle star shape car aircraft plane "
-                   "flower pet dog cat food texture satellite scene").split()
+TINY_DINO_WORDS = ["a", "an", "the", "photo", "of", "object", "thing", "animal", "circle", "square", "triangle",
+                   "star", "shape", "car", "aircraft", "plane", "flower", "pet", "dog", "cat", "food", "texture",
+                   "satellite", "scene"]
 
 
 def build_tiny_grounding_dino(out_dir: Path, seed: int = 0) -> None:
     """Grounding-DINO (transformers) with a 1-stage Swin, 1-layer BERT and a small wordpiece vocab."""
     import torch
-    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
 
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,8 +198,15 @@ def build_tiny_grounding_dino(out_dir: Path, seed: int = 0) -> None:
 def build_tiny_sam(out_dir: Path, seed: int = 0) -> None:
     """SAM (transformers) at 256 px input with 32-wide encoder and decoder."""
     import torch
-    from transformers import (SamConfig, SamImageProcessor, SamMaskDecoderConfig, SamModel, SamProcessor,
-                              SamPromptEncoderConfig, SamVisionConfig)
+    from transformers import (
+        SamConfig,
+        SamImageProcessor,
+        SamMaskDecoderConfig,
+        SamModel,
+        SamProcessor,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
 
     torch.manual_seed(seed)
     hidden, image_size = 32, 256

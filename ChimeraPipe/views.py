@@ -66,7 +66,7 @@ def preview_grid(views: list[list[Image.Image]], specs: list[list[CropSpec]], ma
     size = views[0][0].width
     cols = min(max_views, len(views[0]))
     grid = Image.new("RGB", (cols * (size + 2), len(views) * (size + 2)), (255, 255, 255))
-    for r, (row_views, row_specs) in enumerate(zip(views, specs)):
+    for r, (row_views, row_specs) in enumerate(zip(views, specs, strict=True)):
         for c in range(cols):
             tile = row_views[c].copy()
             ImageDraw.Draw(tile).rectangle(row_specs[c].box_in_view, outline=(255, 0, 0))

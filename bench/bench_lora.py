@@ -82,11 +82,11 @@ def bench_generation(size, device, dtype, batch, heads, rank, repeats):
     def naive():
         # One image at a time: merge W0 + delta(w_n) into every target, forward its CFG pair.
         for n in range(batch):
-            for (linear, layer), w0 in zip(merged, originals):
+            for (linear, layer), w0 in zip(merged, originals, strict=True):
                 linear.weight.copy_(w0 + layer.delta_weight(w[n]).to(w0.dtype))
             rows = torch.tensor([n, batch + n], device=device)
             reference(x[rows], t[rows], encoder_hidden_states=ctx[rows])
-        for (linear, _), w0 in zip(merged, originals):
+        for (linear, _), w0 in zip(merged, originals, strict=True):
             linear.weight.copy_(w0)
 
     naive_s = timed(naive, device, max(1, repeats // 2))

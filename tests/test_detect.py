@@ -1,10 +1,8 @@
 """Detection backends on tiny models: valid boxes inside the image, fallbacks recorded."""
-import pandas as pd
 import pytest
 
 from ChimeraPipe.data import read_annotations
-from ChimeraPipe.detect import (GroundedSam, annotation_boxes, full_boxes, grounded_sam_boxes,
-                                grounding_prompt)
+from ChimeraPipe.detect import GroundedSam, annotation_boxes, full_boxes, grounded_sam_boxes, grounding_prompt
 from ChimeraPipe.models import resolve_model
 
 

@@ -50,6 +50,7 @@ def test_grouping_classes_does_not_change_their_results(setup):
     try:
         together = run_chain(root / "together", split_csv, data_root, models, [CLASSES])
         apart = run_chain(root / "apart", split_csv, data_root, models, [[c] for c in CLASSES])
+        assert len(apart) == len(CLASSES) and list(class_files(apart, "manifest")) == CLASSES
     finally:
         torch.set_num_threads(threads)
     boxes = pd.read_csv(root / "together" / "boxes" / "p000.csv")
