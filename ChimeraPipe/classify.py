@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,27 +23,11 @@ from tqdm import tqdm
 
 from .images import load_rgb
 from .io import load_tensors, save_tensors, write_csv, write_json
-from .lora import MultiHeadLoRALinear, lora_state_dict, load_lora_state_dict
+from .lora import MultiHeadLoRALinear, load_lora_state_dict, lora_state_dict
+from .runtime import resolve_precision, warmup_cosine
+from .settings import ClassifierConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ClassifierConfig:
-    rank: int = 16
-    lora_alpha: float = 32.0
-    dropout: float = 0.1
-    epochs: int = 60
-    warmup_epochs: int = 6
-    batch_size: int = 256
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    min_lr: float = 1e-8
-    real_weight: float = 0.8          # used when real shots are mixed with synthetic images
-    augment: str = "anchor"           # anchor (the anchors' strong list) or simple
-    num_workers: int = 0
-    seed: int = 0
-    precision: str = "auto"
 
 
 class LoRAAttention(nn.Module):
@@ -70,16 +54,38 @@ class LoRAAttention(nn.Module):
         self.out_proj = mha.out_proj
         self.out_proj.requires_grad_(False)
 
-    def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None, **_):
+    def forward(self, query, key=None, value=None, key_padding_mask=None, need_weights=False, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        if need_weights:
+            raise NotImplementedError("LoRAAttention does not return attention weights (need_weights=True)")
+        if (key is not None and key is not query) or (value is not None and value is not query):
+            raise NotImplementedError("LoRAAttention is self-attention only: key and value must be the query")
         x = query if self.batch_first else query.transpose(0, 1)                  # [N, L, D]
         n, length, dim = x.shape
         heads = lambda t: t.view(n, length, self.num_heads, -1).transpose(1, 2)  # noqa: E731
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        if attn_mask is not None and attn_mask.dtype != torch.bool:
-            attn_mask = attn_mask.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        mask = _additive_mask(attn_mask, key_padding_mask, n, length, q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal and mask is None)
         out = self.out_proj(out.transpose(1, 2).reshape(n, length, dim))
         return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def _additive_mask(attn_mask, key_padding_mask, n: int, length: int, dtype) -> torch.Tensor | None:
+    """nn.MultiheadAttention's two masks (bool: True = masked out; float: added) as one additive mask
+    [N or 1, 1 or heads, L, L] for scaled_dot_product_attention."""
+    def additive(mask):
+        if mask.dtype == torch.bool:
+            return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+        return mask.to(dtype)
+
+    out = None
+    if attn_mask is not None:
+        out = additive(attn_mask)
+        out = out.view(1, 1, length, length) if out.ndim == 2 else out.view(n, -1, length, length)
+    if key_padding_mask is not None:
+        padding = additive(key_padding_mask).view(n, 1, 1, length)
+        out = padding if out is None else out + padding
+    return out
 
 
 def inject_clip_lora(model: nn.Module, rank: int, lora_alpha: float, dropout: float) -> int:
@@ -152,6 +158,19 @@ def _norm_stats(preprocess):
     raise ValueError("cannot find the CLIP normalisation in its transform")
 
 
+def classifier_loss(per_sample: torch.Tensor, is_real: torch.Tensor, real_weight: float | None) -> torch.Tensor:
+    """Mean cross-entropy; with `real_weight` (DataDream's real+synthetic recipe) the weighted sum
+    real_weight * mean CE over real samples + (1 - real_weight) * mean CE over synthetic ones, a group
+    absent from the batch counting zero."""
+    if real_weight is None:
+        return per_sample.mean()
+    loss = per_sample.new_zeros(())
+    for weight, mask in ((real_weight, is_real), (1.0 - real_weight, ~is_real)):
+        if mask.any():
+            loss = loss + weight * per_sample[mask].mean()
+    return loss
+
+
 def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], out_path: str | Path,
                      cfg: ClassifierConfig, device: str = "cpu") -> dict:
     """Fine-tune LoRA on both towers on `table` (path, label, real) and save the LoRA tensors + JSON."""
@@ -164,6 +183,8 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
     mean, std = _norm_stats(preprocess)
     transform = train_transform(_image_size(preprocess), mean, std, cfg.augment)
 
+    precision = resolve_precision(device, cfg.precision)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision.scale_loss)
     mixed = table["real"].any() and not table["real"].all()
     if mixed:  # DataDream's recipe: repeat the real shots up to the synthetic count
         real, synth = table[table["real"]], table[~table["real"]]
@@ -173,39 +194,32 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * len(loader)
-    warmup = cfg.warmup_epochs * len(loader)
-
-    def lr_at(it: int) -> float:
-        if it < warmup:
-            return cfg.lr * (it + 1) / warmup
-        progress = (it - warmup) / max(1, total - warmup)
-        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    total, warmup = cfg.epochs * len(loader), cfg.warmup_epochs * len(loader)
 
     logit_scale = model.logit_scale.exp().detach()
     it, history = 0, []
-    for epoch in tqdm(range(cfg.epochs), desc="classifier epochs", mininterval=5):
+    for _ in tqdm(range(cfg.epochs), desc="classifier epochs", mininterval=5):
         running, seen = 0.0, 0
         for images, labels, is_real in loader:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(it)
+                group["lr"] = cfg.lr * warmup_cosine(it, total, warmup, floor=cfg.min_lr / cfg.lr)
             images, labels, is_real = images.to(device), labels.to(device), is_real.to(device)
-            text = class_text_features(model, tokenizer, prompts, device)  # the head trains with the text LoRA
-            logits = logit_scale * F.normalize(model.encode_image(images), dim=-1) @ text.T
-            per_sample = F.cross_entropy(logits, labels, reduction="none")
-            if mixed:
-                loss = sum(weight * per_sample[mask].mean() for weight, mask in
-                           ((cfg.real_weight, is_real), (1 - cfg.real_weight, ~is_real)) if mask.any())
-            else:
-                loss = per_sample.mean()
+            with torch.autocast(device.split(":")[0], dtype=precision.autocast,
+                                enabled=precision.autocast is not None):
+                text = class_text_features(model, tokenizer, prompts, device)  # the head trains with the text LoRA
+                logits = logit_scale * F.normalize(model.encode_image(images), dim=-1) @ text.T
+            per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
+            loss = classifier_loss(per_sample, is_real, cfg.real_weight if mixed else None)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             running += loss.item() * len(labels)
             seen += len(labels)
             it += 1
         history.append(running / seen)
     meta = {"clip": clip_path, "prompts": prompts, "config": asdict(cfg), "train_images": int(len(table)),
+            "precision": precision.name,
             "loss_per_epoch": history}
     save_tensors(out_path, lora_state_dict(model))
     write_json(Path(out_path).with_suffix(".json"), meta)
@@ -223,19 +237,23 @@ def evaluate_classifier(classifier_path: str | Path, test: pd.DataFrame, classes
     inject_clip_lora(model, cfg["rank"], cfg["lora_alpha"], cfg["dropout"])
     load_lora_state_dict(model, load_tensors(classifier_path))
     model.to(device).eval()
-    text = class_text_features(model, tokenizer, meta["prompts"], device)
-    predictions = []
-    for start in range(0, len(test), batch_size):
-        chunk = test.iloc[start:start + batch_size]
-        images = torch.stack([preprocess(load_rgb(p)) for p in chunk["path"]]).to(device)
-        predictions += (F.normalize(model.encode_image(images), dim=-1) @ text.T).argmax(-1).tolist()
+    amp = resolve_precision(device, cfg.get("precision", "auto")).autocast
+    with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
+        text = class_text_features(model, tokenizer, meta["prompts"], device)
+        predictions = []
+        for start in range(0, len(test), batch_size):
+            chunk = test.iloc[start:start + batch_size]
+            images = torch.stack([preprocess(load_rgb(p)) for p in chunk["path"]]).to(device)
+            predictions += (F.normalize(model.encode_image(images), dim=-1) @ text.T).argmax(-1).tolist()
     result = test[["class", "label", "path"]].copy()
     result["predicted"] = predictions
     correct = result["predicted"] == result["label"]
     per_class = {name: float(correct[result["label"] == i].mean()) if (result["label"] == i).any() else float("nan")
                  for i, name in enumerate(classes)}
-    metrics = {"accuracy": float(correct.mean()), "mean_per_class_accuracy": float(np.nanmean(list(per_class.values()))),
-               "per_class": per_class, "n_test": int(len(result)), "classifier": str(classifier_path), "tags": tags or {}}
+    metrics = {"accuracy": float(correct.mean()),
+               "mean_per_class_accuracy": float(np.nanmean(list(per_class.values()))),
+               "per_class": per_class, "n_test": int(len(result)), "classifier": str(classifier_path),
+               "tags": tags or {}}
     write_csv(out_predictions, result)
     write_json(out_json, metrics)
     return metrics

@@ -5,6 +5,7 @@ import functools
 from pathlib import Path
 
 from . import data, models, parts, presets
+from .settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, canonical
 
 
 class ConfigError(ValueError):
@@ -30,7 +31,9 @@ class WorkflowConfig:
                 except models.ModelSpecError as err:
                     raise ConfigError(str(err)) from None
         for name in self.methods:
-            self.method(name)  # unknown methods fail now, naming the key
+            self.method(name)  # unknown methods and misspelt train settings fail now, naming the key
+        self.generate_settings()
+        self.classify_settings()
 
     @property
     def models_dir(self) -> str:
@@ -90,9 +93,32 @@ class WorkflowConfig:
         """The method's settings (cached: rules ask for them once per job; treat the result as read-only)."""
         overrides = self.raw.get("method_overrides", {}).get(name)
         try:
-            return presets.method_settings(name, overrides, self.raw.get("train", {}))
+            settings = presets.method_settings(name, overrides, self.raw.get("train", {}))
         except KeyError as err:
             raise ConfigError(f"methods: {err.args[0]}") from None
+        if settings["kind"] == "lora":
+            settings["train"] = self._canonical(LoraTrainConfig, settings["train"], f"train (method {name})")
+        return settings
+
+    @staticmethod
+    def _canonical(cls, section: dict, name: str) -> dict:
+        try:
+            return canonical(cls, section, name)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(str(err)) from None
+
+    @functools.cache
+    def generate_settings(self) -> dict:
+        """The generate section in full (generation size = crops.resolution): the generate rule's params."""
+        section = {**self.section("generate"), "resolution": self.section("crops").get("resolution", 512)}
+        return self._canonical(GenerationSettings, section, "generate")
+
+    @functools.cache
+    def classify_settings(self) -> dict:
+        """The classify section in full, without the seed (each run's seed is its own)."""
+        settings = self._canonical(ClassifierConfig, self.section("classify"), "classify")
+        settings.pop("seed")
+        return settings
 
     def detect_backend(self, dataset: str) -> str:
         return self.dataset(dataset).get("detect_backend") or self.raw.get("detect", {}).get("backend", "grounded_sam")

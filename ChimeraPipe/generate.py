@@ -23,16 +23,27 @@ from tqdm import tqdm
 from .adapter import load_adapter
 from .io import save_image, write_csv, write_json
 from .lora import head_weights
-from .runtime import autocast_dtype, file_digest, stable_seed
+from .runtime import autocast_dtype, file_digest, resolve_precision, stable_seed
+from .settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 MIXINGS = ("dirichlet", "pairs", "uniform", "single")
 
 
-def mixing_weights(mixing: str, heads: int, count: int, alpha: float, seed: int) -> np.ndarray:
-    """[count, heads] head weights, one row per generated image; rows sum to 1."""
+def check_alpha(alpha: float | None) -> float:
+    """Dirichlet concentration: a positive number (0 or a negative value is an error, never a default)."""
+    if alpha is None or isinstance(alpha, bool) or not alpha > 0:
+        raise ValueError(f"Dirichlet alpha must be a positive number, got {alpha!r}")
+    return float(alpha)
+
+
+def mixing_weights(mixing: str, heads: int, count: int, alpha: float | None, seed: int) -> np.ndarray:
+    """[count, heads] head weights, one row per generated image; rows sum to 1. Only Dirichlet mixing
+    reads alpha."""
     if mixing not in MIXINGS:
         raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}")
+    if mixing == "dirichlet":
+        alpha = check_alpha(alpha)
     if mixing == "single" or heads == 1:
         return np.ones((count, heads)) / heads
     if mixing == "uniform":
@@ -45,8 +56,6 @@ def mixing_weights(mixing: str, heads: int, count: int, alpha: float, seed: int)
             a, b = pairs[order[j % len(pairs)]]
             weights[j, [a, b]] = 0.5
         return weights
-    if alpha <= 0:
-        raise ValueError(f"Dirichlet alpha must be positive, got {alpha}")
     return np.stack([np.random.default_rng(stable_seed(seed, "w", j)).dirichlet(np.full(heads, alpha))
                      for j in range(count)])
 
@@ -65,17 +74,42 @@ def load_pipeline(diffusion_path: str, device: str, precision: str = "auto"):
     return pipe.to(device)
 
 
+def pixel_fingerprint(diffusion_path: str, adapter_path: str | Path | None, prompt: str, alpha: float | None,
+                      mixing: str, seed: int, settings: GenerationSettings, device: str) -> dict:
+    """Every input that changes the pixels of image j: images on disk are kept only when it matches.
+
+    Left out on purpose: the image count (image j depends only on j) and the batch size (a resumed run
+    re-batches anyway; batch composition moves pixels by at most one grey level)."""
+    return {"diffusion": str(diffusion_path), "adapter": file_digest(adapter_path) if adapter_path else None,
+            "prompt": prompt, "mixing": mixing, "alpha": float(alpha) if mixing == "dirichlet" else None,
+            "seed": seed, "guidance_scale": float(settings.guidance_scale), "steps": settings.steps,
+            "resolution": settings.resolution, "device": device.split(":")[0],
+            "precision": resolve_precision(device, settings.precision).name}
+
+
+def _clear_stale(out_dir: Path, fingerprint: dict) -> None:
+    """Drop images made with other settings and temp files of a killed run; then stamp the settings."""
+    stamp = out_dir / "settings.json"
+    for leftover in out_dir.glob(".*.tmp*"):  # atomic writes interrupted by SIGKILL
+        leftover.unlink()
+    if not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint:
+        for stale in out_dir.glob("*.png"):
+            stale.unlink()
+        write_json(stamp, fingerprint)
+
+
 def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt: str, out_dir: str | Path,
-                   manifest_path: str | Path, count: int, alpha: float, mixing: str, seed: int,
-                   guidance_scale: float = 2.0, steps: int = 50, batch_size: int = 8, resolution: int = 512,
-                   device: str = "cpu", precision: str = "auto", class_name: str = "") -> pd.DataFrame:
+                   manifest_path: str | Path, count: int, alpha: float | None, mixing: str, seed: int,
+                   settings: GenerationSettings | None = None, device: str = "cpu",
+                   class_name: str = "") -> pd.DataFrame:
     """Write `count` PNGs into out_dir and a manifest (file, seed, head weights) at manifest_path.
 
-    Images already present from an interrupted run with the same adapter and settings are kept.
+    Images already present from an interrupted run with the same `pixel_fingerprint` are kept.
     """
+    settings = settings or GenerationSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipe = load_pipeline(diffusion_path, device, precision)
+    pipe = load_pipeline(diffusion_path, device, settings.precision)
     heads = 1
     if adapter_path is not None:
         heads = load_adapter(adapter_path, pipe.unet, pipe.text_encoder)["heads"]
@@ -85,31 +119,24 @@ def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt:
     seeds = image_seeds(count, seed)
     files = [f"{j:05d}.png" for j in range(count)]
 
-    # Images on disk count only if they come from this very adapter and these settings.
-    fingerprint = {"adapter": file_digest(adapter_path) if adapter_path else None, "prompt": prompt,
-                   "alpha": alpha, "mixing": mixing, "seed": seed, "guidance": guidance_scale, "steps": steps,
-                   "resolution": resolution, "diffusion": diffusion_path}
-    stamp = out_dir / "settings.json"
-    if not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint:
-        for stale in out_dir.glob("*.png"):
-            stale.unlink()
-        write_json(stamp, fingerprint)
+    _clear_stale(out_dir, pixel_fingerprint(diffusion_path, adapter_path, prompt, alpha, mixing, seed, settings,
+                                            device))
     todo = [j for j in range(count) if not (out_dir / files[j]).is_file()]
     if len(todo) < count:
         log.info("resuming: %d of %d images already generated", count - len(todo), count)
 
     with torch.no_grad():
         positive, negative = pipe.encode_prompt(prompt, device, 1, True)
-    for start in tqdm(range(0, len(todo), batch_size), desc=f"generate {class_name}", mininterval=5):
-        batch = todo[start:start + batch_size]
+    for start in tqdm(range(0, len(todo), settings.batch_size), desc=f"generate {class_name}", mininterval=5):
+        batch = todo[start:start + settings.batch_size]
         generators = [torch.Generator().manual_seed(seeds[j]) for j in batch]
         w = torch.as_tensor(weights[batch], dtype=torch.float32)
         with head_weights(pipe.unet, w):
             images = pipe(prompt_embeds=positive.expand(len(batch), -1, -1),
                           negative_prompt_embeds=negative.expand(len(batch), -1, -1),
-                          num_inference_steps=steps, guidance_scale=guidance_scale, height=resolution,
-                          width=resolution, generator=generators).images
-        for j, image in zip(batch, images):
+                          num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
+                          height=settings.resolution, width=settings.resolution, generator=generators).images
+        for j, image in zip(batch, images, strict=True):
             save_image(out_dir / files[j], image)
 
     manifest = pd.DataFrame({"class": class_name, "file": [str(out_dir / f) for f in files], "seed": seeds})

@@ -38,7 +38,8 @@ class MultiHeadLoRALinear(nn.Module):
     """A frozen nn.Linear plus K LoRA heads tied according to `share`."""
 
     def __init__(self, base: nn.Linear, rank: int, heads: int, share: str = "A",
-                 lora_alpha: float | None = None, dropout: float = 0.0):
+                 lora_alpha: float | None = None, dropout: float = 0.0,
+                 default_weights: Sequence[float] | None = None):
         super().__init__()
         if rank < 1 or heads < 1:
             raise ValueError(f"rank and heads must be positive, got rank={rank}, heads={heads}")
@@ -55,6 +56,13 @@ class MultiHeadLoRALinear(nn.Module):
         self.lora_B = nn.Parameter(torch.zeros(n_b, base.out_features, rank, **factory))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.weights: torch.Tensor | None = None  # [batch, K], set through `head_weights`
+        # Used when no head weights are set: the caller's explicit choice (one head needs none).
+        if default_weights is None and heads == 1:
+            default_weights = [1.0]
+        self.default_weights = None if default_weights is None else \
+            torch.as_tensor(default_weights, dtype=torch.float32).reshape(1, -1)
+        if self.default_weights is not None and self.default_weights.shape[1] != heads:
+            raise ValueError(f"default_weights needs {heads} values, got {self.default_weights.shape[1]}")
 
     @property
     def in_features(self) -> int:
@@ -72,10 +80,10 @@ class MultiHeadLoRALinear(nn.Module):
         return f"rank={self.rank}, heads={self.heads}, share={self.share!r}, scale={self.scale:g}"
 
     def _batch_weights(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        if self.weights is None:
-            w = torch.full((1, self.heads), 1.0 / self.heads)  # no weights set: the heads' mean
-        else:
-            w = self.weights
+        w = self.weights if self.weights is not None else self.default_weights
+        if w is None:
+            raise RuntimeError(f"{self.heads} LoRA heads but no head weights: run the model inside "
+                               "`head_weights(model, w)` or build the layer with `default_weights`")
         if w.ndim != 2 or w.shape[1] != self.heads:
             raise ValueError(f"head weights must have shape [batch, {self.heads}], got {tuple(w.shape)}")
         if batch % w.shape[0]:
@@ -154,7 +162,7 @@ def head_weights(module: nn.Module, w: torch.Tensor) -> Iterator[None]:
             layer.weights = w
         yield
     finally:
-        for layer, old in zip(layers, previous):
+        for layer, old in zip(layers, previous, strict=True):
             layer.weights = old
 
 
@@ -164,7 +172,7 @@ def _matches(name: str, targets: Sequence[str]) -> bool:
 
 def inject_multihead_lora(model: nn.Module, target_modules: Sequence[str], rank: int, heads: int,
                           share: str = "A", lora_alpha: float | None = None, dropout: float = 0.0,
-                          ) -> dict[str, MultiHeadLoRALinear]:
+                          default_weights: Sequence[float] | None = None) -> dict[str, MultiHeadLoRALinear]:
     """Replace every nn.Linear whose name ends with a target by a MultiHeadLoRALinear (in place).
 
     Freezes the whole model first: only the LoRA matrices train. Returns {module name: layer}.
@@ -177,7 +185,7 @@ def inject_multihead_lora(model: nn.Module, target_modules: Sequence[str], rank:
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        layer = MultiHeadLoRALinear(getattr(parent, child), rank, heads, share, lora_alpha, dropout)
+        layer = MultiHeadLoRALinear(getattr(parent, child), rank, heads, share, lora_alpha, dropout, default_weights)
         setattr(parent, child, layer)
         layers[name] = layer
     return layers

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -18,13 +19,47 @@ def pick_device(spec: str = "auto") -> str:
     return spec
 
 
-def autocast_dtype(device: str, precision: str = "auto") -> torch.dtype | None:
-    """bf16 autocast on GPUs that have it, fp16 otherwise; None (full fp32) on CPU or when asked."""
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """What a precision setting means on a device: the autocast dtype (None = full fp32) and whether
+    gradients need loss scaling (fp16's range underflows small LoRA gradients; bf16's does not)."""
+    autocast: torch.dtype | None
+    scale_loss: bool
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast]
+
+
+def resolve_precision(device: str, precision: str = "auto", bf16_supported: bool | None = None) -> Precision:
+    """auto: bf16 on GPUs that have it (A100, H100), fp16 with loss scaling on those that don't (V100,
+    T4); CPU always runs fp32. `bf16_supported` defaults to asking the current GPU."""
+    if precision not in ("auto", "fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
     if precision == "fp32" or not device.startswith("cuda"):
-        return None
-    if precision == "fp16":
-        return torch.float16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return Precision(None, False)
+    if precision == "auto":
+        if bf16_supported is None:
+            bf16_supported = torch.cuda.is_bf16_supported()
+        precision = "bf16" if bf16_supported else "fp16"
+    if precision == "bf16":
+        return Precision(torch.bfloat16, False)
+    return Precision(torch.float16, True)
+
+
+def autocast_dtype(device: str, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype of `resolve_precision` (inference needs no loss scaling)."""
+    return resolve_precision(device, precision).autocast
+
+
+def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up over `warmup` steps, then cosine decay from 1 to `floor`.
+
+    A pure function of the step, so a resumed run needs no scheduler state."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def stable_seed(*parts) -> int:
@@ -58,15 +93,6 @@ def start_job(log_file: str | Path | None, threads: int | None = None) -> None:
     setup_logging(log_file)
     if threads:
         torch.set_num_threads(max(1, int(threads)))
-
-
-def settings_dataclass(cls, settings: dict, section: str):
-    """Build a settings dataclass, naming the config section of any unknown key."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"{section}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    return cls(**settings)
 
 
 def class_prompt(class_name: str, prefix: str = "") -> str:

@@ -9,13 +9,14 @@ import pandas as pd
 
 from . import data, detect, quality
 from . import models as models_module
-from .classify import ClassifierConfig, evaluate_classifier, train_classifier
+from .classify import evaluate_classifier, train_classifier
 from .generate import generate_class
 from .io import atomic_dir, write_csv, write_text
 from .parts import PartIndexError, class_files, run_classes, write_index
 from .report import write_accuracy_table, write_image_grid, write_sample_grid
-from .runtime import class_prompt, file_digest, pick_device, settings_dataclass, stable_seed
-from .train import LoraTrainConfig, train_lora
+from .runtime import class_prompt, file_digest, pick_device, stable_seed
+from .settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, settings_dataclass
+from .train import train_lora
 from .views import build_view_cache
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,7 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
 def train_part(views_index: str, classes: list[str], out_index: str, *, models: dict,
                train_settings: dict, prompt_prefix: str = "", device: str = "auto") -> None:
     """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index."""
-    cfg = settings_dataclass(LoraTrainConfig, {k: tuple(v) if k == "targets" else v
-                                               for k, v in train_settings.items()}, "train")
+    cfg = settings_dataclass(LoraTrainConfig, train_settings, "train")
     diffusion, views, root = model_location(models, "diffusion"), class_files([views_index], "views"), \
         class_folders(out_index)
     missing = [c for c in classes if c not in views]
@@ -138,6 +138,7 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
                   seed: int, prompt_prefix: str = "", device: str = "auto") -> None:
     """Synthetic images per class of the part, `<class>/images/*.png` + `<class>/manifest.csv`, and the index."""
     diffusion, root = model_location(models, "diffusion"), class_folders(out_index)
+    generation = settings_dataclass(GenerationSettings, settings, "generate")
     adapters = class_files([adapter_index], "adapter") if adapter_index else {}
     if adapter_index and (missing := [c for c in classes if c not in adapters]):
         raise PartIndexError(f"{adapter_index}: no adapter for classes {missing}")
@@ -152,11 +153,8 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
 
     def work(cls):
         generate_class(diffusion, adapters.get(cls), class_prompt(cls, prompt_prefix), root / cls / "images",
-                       outputs(cls)["manifest"], num_images, alpha or 1.0, method.get("mixing", "dirichlet"),
-                       stable_seed(seed, cls, "generate"), guidance_scale=settings.get("guidance_scale", 2.0),
-                       steps=settings.get("steps", 50), batch_size=settings.get("batch_size", 8),
-                       resolution=settings["resolution"], device=pick_device(device),
-                       precision=settings.get("precision", "auto"), class_name=cls)
+                       outputs(cls)["manifest"], num_images, alpha, method.get("mixing", "dirichlet"),
+                       stable_seed(seed, cls, "generate"), generation, pick_device(device), class_name=cls)
 
     write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "generate"))
 
@@ -177,11 +175,9 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
 def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
              settings: dict, prompt_prefix: str = "", seed: int = 0,
              device: str = "auto") -> None:
-    settings = dict(settings)
-    with_real = settings.pop("with_real", True)
-    manifests = list(class_files(synth_indexes, "manifest").values())
-    table = classifier_table(split_csv, manifests, classes, with_real)
     cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
+    manifests = list(class_files(synth_indexes, "manifest").values())
+    table = classifier_table(split_csv, manifests, classes, cfg.with_real)
     train_classifier(model_location(models, "clip"), table,
                      [class_prompt(c, prompt_prefix) for c in classes], out_classifier, cfg, pick_device(device))
 

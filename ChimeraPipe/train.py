@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,42 +19,11 @@ from tqdm import tqdm
 from .adapter import TEXT_ENCODER_TARGETS, adapter_components, save_adapter
 from .io import load_tensors, save_tensors
 from .lora import head_weights, inject_multihead_lora, lora_layers
-from .runtime import autocast_dtype, file_digest
+from .runtime import file_digest, resolve_precision, warmup_cosine
+from .settings import LoraTrainConfig
 from .views import load_view_cache
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoraTrainConfig:
-    share: str = "A"                     # A (ChimeraLoRA), B (ablation), none (LoFT), both (DataDream)
-    rank: int = 16
-    lora_alpha: float | None = None      # None = rank (scale 1), as both anchors
-    steps: int = 600
-    batch_per_image: int = 1
-    lr_a: float = 1e-4
-    lr_b: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 10
-    grad_clip: float = 1.0
-    targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
-    text_encoder_lora: bool = False      # DataDream trains q/k/v/out_proj of the text encoder too
-    checkpoint_every: int = 100
-    seed: int = 0
-    precision: str = "auto"              # auto: bf16 autocast on GPU; fp32 on CPU
-    gradient_checkpointing: bool = False
-
-    @property
-    def alpha(self) -> float:
-        return float(self.rank if self.lora_alpha is None else self.lora_alpha)
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up then cosine decay to zero: a pure function of the step, so resuming needs no state."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -83,13 +51,18 @@ class Checkpoint:
     def __init__(self, path: Path, fingerprint: str):
         self.path, self.fingerprint = path, fingerprint
 
-    def save(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, generator: torch.Generator) -> None:
+    def save(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, generator: torch.Generator,
+             scaler: torch.amp.GradScaler | None = None) -> None:
         tensors = {f"param.{k}": v.detach().cpu() for k, v in params.items()}
         tensors.update(_optimizer_state(optimizer))
         tensors["rng"] = generator.get_state()
-        save_tensors(self.path, tensors, metadata={"step": str(step), "fingerprint": self.fingerprint})
+        metadata = {"step": str(step), "fingerprint": self.fingerprint}
+        if scaler is not None and scaler.is_enabled():  # fp16 loss scale, so a resumed run scales alike
+            metadata["grad_scaler"] = json.dumps(scaler.state_dict())
+        save_tensors(self.path, tensors, metadata=metadata)
 
-    def load(self, params, optimizer, generator: torch.Generator) -> int:
+    def load(self, params, optimizer, generator: torch.Generator,
+             scaler: torch.amp.GradScaler | None = None) -> int:
         """Restore and return the step to continue from; 0 when there is no usable checkpoint."""
         if not self.path.is_file():
             return 0
@@ -106,6 +79,8 @@ class Checkpoint:
                 param.copy_(tensors[f"param.{key}"])
         _restore_optimizer(optimizer, tensors)
         generator.set_state(tensors["rng"])
+        if scaler is not None and "grad_scaler" in meta:
+            scaler.load_state_dict(json.loads(meta["grad_scaler"]))
         step = int(meta["step"])
         log.info("resuming from %s at step %d", self.path, step)
         return step
@@ -114,7 +89,8 @@ class Checkpoint:
 def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_path: str | Path,
                cfg: LoraTrainConfig, device: str = "cpu", checkpoint_dir: str | Path | None = None,
                base_model: str = "") -> dict:
-    """Train one class's adapter and write `out_path` (safetensors) + JSON. Returns the JSON description."""
+    """Train one class's adapter and write `out_path` (safetensors) + JSON. Returns the JSON description,
+    with `resumed_from_step` (0 for a fresh start) and `steps_run` (optimizer steps taken by this call)."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -152,17 +128,20 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
     checkpoint = Checkpoint(Path(checkpoint_dir or out_path.parent) / "checkpoint.safetensors",
                             fingerprint=hashlib.sha256(settings.encode()).hexdigest()[:32])
     generator = torch.Generator().manual_seed(cfg.seed)
-    start = checkpoint.load(params, optimizer, generator)
+    precision = resolve_precision(device, cfg.precision)
+    # fp16 autocast (GPUs without bf16): scale the loss so small LoRA gradients do not flush to zero.
+    scaler = torch.amp.GradScaler("cuda", enabled=precision.scale_loss)
+    start = checkpoint.load(params, optimizer, generator, scaler)
 
     image_index = torch.arange(n_images).repeat_interleave(cfg.batch_per_image)   # [batch]
     one_hot = F.one_hot(image_index, n_images).float() if heads > 1 else torch.ones(len(image_index), 1)
-    amp = autocast_dtype(device, cfg.precision)
+    amp = precision.autocast
     unet.train()
     losses = []
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train lora", mininterval=5)
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step, cfg.steps, cfg.warmup_steps)
+            group["lr"] = group["base_lr"] * warmup_cosine(step, cfg.steps, cfg.warmup_steps)
         view = torch.randint(n_views, (len(image_index),), generator=generator)
         # A fresh sample of each view's VAE posterior, as when encoding on the fly.
         latents = mean[image_index, view] + std[image_index, view] * torch.randn(
@@ -178,19 +157,21 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
         # Equal samples per image, so the batch mean is the mean over the K images' losses.
         loss = F.mse_loss(pred.float(), noise.to(device))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients; a no-op without scaling
         torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)      # skips the step when fp16 gradients overflowed
+        scaler.update()
         losses.append(loss.item())
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            checkpoint.save(step + 1, params, optimizer, generator)
+            checkpoint.save(step + 1, params, optimizer, generator, scaler)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
 
     meta = {"rank": cfg.rank, "lora_alpha": cfg.alpha, "heads": heads, "text_heads": 1, "share": cfg.share,
             "targets": list(cfg.targets), "base_model": base_model, "prompt": prompt,
             "training": {**asdict(cfg), "targets": list(cfg.targets)}, "n_images": n_images,
-            "final_loss": losses[-1] if losses else None,
+            "precision": precision.name, "final_loss": losses[-1] if losses else None,
             "mean_loss_last_10": sum(losses[-10:]) / max(1, len(losses[-10:]))}
     save_adapter(out_path, components, meta)
     checkpoint.path.unlink(missing_ok=True)
-    return meta
+    return {**meta, "resumed_from_step": start, "steps_run": len(losses)}

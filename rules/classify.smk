@@ -9,7 +9,7 @@ rule classify:
     params:
         classes=lambda wc: CFG.classes(wc.dataset),
         models=model_locations,
-        settings=CFG.section("classify"),
+        settings=CFG.classify_settings(),
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
         device=config["device"],
     threads: 16

@@ -10,7 +10,7 @@ rule generate:
         method=lambda wc: CFG.method(wc.method),
         alpha=lambda wc: CFG.alpha_for(wc.method),
         num_images=CFG.num_images,
-        settings={**CFG.section("generate"), "resolution": CFG.section("crops").get("resolution", 512)},
+        settings=CFG.generate_settings(),
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
         device=config["device"],
     threads: 8

@@ -1,12 +1,24 @@
 """The CLIP classifier: LoRA attention equals the original at init; training and evaluation write results."""
 import json
 
+import numpy as np
 import pandas as pd
+import pytest
 import torch
+from PIL import Image
+from torch import nn
 
-from ChimeraPipe.classify import ClassifierConfig, evaluate_classifier, inject_clip_lora, load_clip, train_classifier
+from ChimeraPipe.classify import (
+    LoRAAttention,
+    classifier_loss,
+    evaluate_classifier,
+    inject_clip_lora,
+    load_clip,
+    train_classifier,
+)
 from ChimeraPipe.data import choose_shots, scan_split
 from ChimeraPipe.models import resolve_model
+from ChimeraPipe.settings import ClassifierConfig
 
 
 def test_lora_attention_starts_as_the_original(models_dir):
@@ -40,3 +52,60 @@ def test_train_and_evaluate(tmp_path, models_dir, shapes_root):
     assert 0 <= metrics["accuracy"] <= 1 and metrics["n_test"] == 18
     assert json.loads((tmp_path / "m.json").read_text())["tags"] == {"method": "x"}
     assert len(pd.read_csv(tmp_path / "p.csv")) == 18
+
+
+def colour_images(root, count, seed):
+    """Noisy red images (class 0) and noisy blue ones (class 1): a task any working classifier solves."""
+    rng, rows = np.random.default_rng(seed), []
+    for label in (0, 1):
+        for i in range(count):
+            pixels = rng.integers(0, 60, (64, 64, 3)).astype(np.uint8)
+            pixels[..., 0 if label == 0 else 2] += 180
+            path = root / f"{label}_{i}.png"
+            Image.fromarray(pixels).save(path)
+            rows.append({"path": str(path), "label": label, "class": ["red", "blue"][label], "real": False})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("prompts", [["a photo of a red thing", "a photo of a blue thing"],
+                                     ["a photo of a blue thing", "a photo of a red thing"]])
+def test_classifier_learns_two_distinct_classes(tmp_path, models_dir, prompts):
+    """Random-weight CLIP labels one of these two prompt orders all wrong before training (it is a
+    coin flip which): whichever it is, training must reach near-perfect accuracy on held-out images."""
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    train, test = colour_images(tmp_path / "train", 12, 0), colour_images(tmp_path / "test", 10, 1)
+    cfg = ClassifierConfig(epochs=4, warmup_epochs=1, batch_size=8, lr=1e-3, augment="simple", with_real=False)
+    meta = train_classifier(resolve_model("clip", "tiny", models_dir), train, prompts, tmp_path / "c.safetensors", cfg)
+    metrics = evaluate_classifier(tmp_path / "c.safetensors", test, ["red", "blue"], tmp_path / "m.json",
+                                  tmp_path / "p.csv")
+    assert metrics["accuracy"] >= 0.9, metrics
+    assert meta["loss_per_epoch"][-1] < 0.8 * meta["loss_per_epoch"][0]
+
+
+def test_real_and_synthetic_loss_weighting_by_hand():
+    per_sample = torch.tensor([1.0, 2.0, 3.0, 5.0])
+    is_real = torch.tensor([True, False, False, True])
+    # real mean (1 + 5) / 2 = 3, synthetic mean (2 + 3) / 2 = 2.5: 0.8 * 3 + 0.2 * 2.5 = 2.9
+    assert torch.isclose(classifier_loss(per_sample, is_real, 0.8), torch.tensor(2.9))
+    assert torch.isclose(classifier_loss(per_sample, is_real, None), torch.tensor(2.75))  # synthetic only: mean
+    # A batch without real samples counts only the synthetic term: 0.2 * 2.5.
+    assert torch.isclose(classifier_loss(per_sample[1:3], is_real[1:3], 0.8), torch.tensor(0.5))
+
+
+def test_lora_attention_honours_both_masks():
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    lora = LoRAAttention(mha, rank=4, lora_alpha=8, dropout=0.0).eval()
+    x = torch.randn(3, 5, 16)
+    padding = torch.tensor([[False] * 5, [False, False, False, True, True], [False] * 4 + [True]])
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
+    with torch.no_grad():
+        for kwargs in ({"key_padding_mask": padding}, {"attn_mask": causal},
+                       {"key_padding_mask": padding, "attn_mask": causal},
+                       {"attn_mask": torch.randn(5, 5)}):
+            expected = mha(x, x, x, need_weights=False, **kwargs)[0]
+            got = lora(x, x, x, need_weights=False, **kwargs)[0]
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(NotImplementedError):
+        lora(x, x, x, need_weights=True)

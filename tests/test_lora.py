@@ -3,8 +3,14 @@ import pytest
 import torch
 from torch import nn
 
-from ChimeraPipe.lora import (MultiHeadLoRALinear, count_lora_parameters, head_weights,
-                              inject_multihead_lora, lora_state_dict, load_lora_state_dict)
+from ChimeraPipe.lora import (
+    MultiHeadLoRALinear,
+    count_lora_parameters,
+    head_weights,
+    inject_multihead_lora,
+    load_lora_state_dict,
+    lora_state_dict,
+)
 
 MODES = ["A", "B", "none", "both"]
 
@@ -90,12 +96,10 @@ def test_gradient_isolation_under_shared_A():
 
 def test_bad_weights_are_rejected():
     layer = make_layer("A")
-    with pytest.raises(ValueError, match="multiple"):
-        with head_weights(layer, torch.ones(3, 4) / 4):
-            layer(torch.randn(4, 7))
-    with pytest.raises(ValueError, match="shape"):
-        with head_weights(layer, torch.ones(4, 2)):
-            layer(torch.randn(4, 7))
+    with pytest.raises(ValueError, match="multiple"), head_weights(layer, torch.ones(3, 4) / 4):
+        layer(torch.randn(4, 7))
+    with pytest.raises(ValueError, match="shape"), head_weights(layer, torch.ones(4, 2)):
+        layer(torch.randn(4, 7))
     with pytest.raises(ValueError, match="share"):
         MultiHeadLoRALinear(nn.Linear(2, 2), rank=1, heads=2, share="C")
 
@@ -129,3 +133,20 @@ def test_state_dict_round_trip_and_mismatch():
     torch.testing.assert_close(lora_state_dict(b), state)
     with pytest.raises(ValueError, match="does not match"):
         load_lora_state_dict(b, {"nope.lora_A": torch.zeros(1)})
+
+
+def test_several_heads_without_weights_is_an_error_not_a_silent_mean():
+    layer = make_layer("A")
+    with pytest.raises(RuntimeError, match="head_weights"):
+        layer(torch.randn(2, 7))
+    chosen = MultiHeadLoRALinear(nn.Linear(7, 5), rank=3, heads=4, share="A", default_weights=[0, 1, 0, 0])
+    with torch.no_grad():
+        chosen.lora_B.normal_()
+        x = torch.randn(2, 7)
+        with head_weights(chosen, torch.tensor([[0.0, 1.0, 0.0, 0.0]])):
+            explicit = chosen(x)
+        torch.testing.assert_close(chosen(x), explicit)  # the caller's default, exactly
+    single = MultiHeadLoRALinear(nn.Linear(7, 5), rank=3, heads=1, share="both")
+    assert single(torch.randn(2, 7)).shape == (2, 5)  # one head needs no weights
+    with pytest.raises(ValueError, match="default_weights needs 4"):
+        MultiHeadLoRALinear(nn.Linear(7, 5), rank=3, heads=4, default_weights=[1.0])

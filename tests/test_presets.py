@@ -34,8 +34,7 @@ def test_generation_tag_depends_on_alpha_only_for_dirichlet():
 
 
 def test_unknown_settings_name_their_section():
-    from ChimeraPipe.runtime import settings_dataclass
-    from ChimeraPipe.train import LoraTrainConfig
+    from ChimeraPipe.settings import LoraTrainConfig, settings_dataclass
 
     assert settings_dataclass(LoraTrainConfig, {"rank": 4}, "train").rank == 4
     with pytest.raises(ValueError, match=r"train: unknown setting\(s\) \['rnak'\]"):

@@ -1,4 +1,5 @@
 """LoRA training (resume after SIGKILL is bit-identical), generation with per-image head weights, export."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,11 +16,12 @@ from PIL import Image
 from ChimeraPipe.adapter import export_mixed_lora, load_adapter, read_adapter_meta
 from ChimeraPipe.data import choose_shots
 from ChimeraPipe.detect import full_boxes
-from ChimeraPipe.generate import generate_class, mixing_weights
+from ChimeraPipe.generate import generate_class, mixing_weights, pixel_fingerprint
 from ChimeraPipe.io import load_tensors
 from ChimeraPipe.lora import head_weights
 from ChimeraPipe.models import resolve_model
-from ChimeraPipe.train import LoraTrainConfig, train_lora
+from ChimeraPipe.settings import GenerationSettings, LoraTrainConfig
+from ChimeraPipe.train import train_lora
 from ChimeraPipe.views import build_view_cache, load_view_cache
 
 
@@ -89,8 +91,15 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, views, diffusion):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert checkpoint.exists() and not resumed.exists(), "the run was not killed mid-way"
-    train_lora(diffusion, views, "a photo of a circle", resumed, LoraTrainConfig(rank=4, steps=steps,
-                                                                                   checkpoint_every=5))
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), "pt") as handle:
+        saved_step = int(handle.metadata()["step"])
+    assert 0 < saved_step < steps
+    meta = train_lora(diffusion, views, "a photo of a circle", resumed, LoraTrainConfig(rank=4, steps=steps,
+                                                                                          checkpoint_every=5))
+    # It really resumed: it started at the checkpoint's step and ran only the steps left.
+    assert meta["resumed_from_step"] == saved_step and meta["steps_run"] == steps - saved_step
     ref, got = load_tensors(reference), load_tensors(resumed)
     assert ref.keys() == got.keys()
     for key in ref:
@@ -105,6 +114,7 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path, views, diffusion):
         3, {}, torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))]), torch.Generator())
     meta = train_lora(diffusion, views, "a photo of a circle", out, LoraTrainConfig(rank=2, steps=3))
     assert meta["final_loss"] is not None and out.exists()
+    assert meta["resumed_from_step"] == 0 and meta["steps_run"] == 3  # a fresh start, not step 3
 
 
 def test_mixing_weights():
@@ -129,8 +139,8 @@ def adapter(tmp_path_factory, views, diffusion):
 
 
 def test_generation_manifest_and_resume(tmp_path, adapter, diffusion):
-    args = dict(count=5, alpha=1.0, mixing="dirichlet", seed=7, steps=3, batch_size=2, resolution=32,
-                class_name="circle")
+    args = dict(count=5, alpha=1.0, mixing="dirichlet", seed=7, class_name="circle",
+                settings=GenerationSettings(steps=3, batch_size=2, resolution=32))
     manifest = generate_class(diffusion, adapter, "a photo of a circle", tmp_path / "img", tmp_path / "m.csv", **args)
     assert list(manifest.columns) == ["class", "file", "seed", "w0", "w1", "w2", "w3"]
     assert np.allclose(manifest[["w0", "w1", "w2", "w3"]].sum(axis=1), 1)
@@ -176,6 +186,129 @@ def test_diffusers_export_reproduces_engine(tmp_path, adapter, diffusion):
     with torch.no_grad(), head_weights(engine, torch.tensor([w])):
         expected = engine(x, t, encoder_hidden_states=ctx).sample
         got = pipe.unet(x, t, encoder_hidden_states=ctx).sample
-        plain = UNet2DConditionModel.from_pretrained(diffusion, subfolder="unet")(x, t, encoder_hidden_states=ctx).sample
+        plain_unet = UNet2DConditionModel.from_pretrained(diffusion, subfolder="unet")
+        plain = plain_unet(x, t, encoder_hidden_states=ctx).sample
     assert (expected - plain).abs().max() > 1e-4  # the adapter changes the output, so the check has teeth
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+GENERATE_SCRIPT = """
+import sys
+from ChimeraPipe.generate import generate_class
+from ChimeraPipe.settings import GenerationSettings
+generate_class(sys.argv[1], sys.argv[2], "a photo of a circle", sys.argv[3], sys.argv[4], count=12, alpha=1.0,
+               mixing="dirichlet", seed=7, settings=GenerationSettings(steps=25, batch_size=3, resolution=32))
+"""
+
+
+def file_state(path: Path) -> tuple:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, path.read_bytes()
+
+
+def test_generation_killed_mid_batch_keeps_finished_images(tmp_path, adapter, diffusion):
+    out, manifest = tmp_path / "img", tmp_path / "m.csv"
+    proc = subprocess.Popen([sys.executable, "-c", GENERATE_SCRIPT, diffusion, str(adapter), str(out), str(manifest)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(out.glob("[0-9]*.png")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.05)  # inside the next batch's denoising loop
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = sorted(out.glob("[0-9]*.png"))
+    assert 0 < len(done) < 12 and not manifest.exists(), "the run was not killed mid-way"
+    before = {p.name: file_state(p) for p in done}
+    # What a SIGKILL during a PNG write leaves (the kill above usually lands in the denoising loop instead).
+    (out / ".00011.png.x1y2.tmp.png").write_bytes(b"half a png")
+    again = generate_class(diffusion, adapter, "a photo of a circle", out, manifest, count=12, alpha=1.0,
+                           mixing="dirichlet", seed=7, settings=GenerationSettings(steps=25, batch_size=3,
+                                                                                   resolution=32))
+    assert len(again) == 12 and all(Path(f).is_file() for f in again.file)
+    assert {name: file_state(out / name) for name in before} == before  # untouched: same inode, mtime, bytes
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]     # no temp file of the killed run left
+
+
+BASE_GENERATION = dict(prompt="a photo of a circle", alpha=1.0, mixing="dirichlet", seed=7,
+                       settings=GenerationSettings(steps=2, batch_size=2, resolution=32))
+PIXEL_CHANGES = [("prompt", "a photo of a square"), ("alpha", 0.2), ("mixing", "uniform"), ("seed", 8),
+                 ("settings", GenerationSettings(steps=2, batch_size=2, resolution=32, guidance_scale=5.0)),
+                 ("settings", GenerationSettings(steps=3, batch_size=2, resolution=32)),
+                 ("settings", GenerationSettings(steps=2, batch_size=2, resolution=40)),
+                 ("adapter", None)]
+
+
+@pytest.mark.parametrize("key, value", PIXEL_CHANGES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(PIXEL_CHANGES)])
+def test_any_pixel_setting_change_regenerates_the_images(tmp_path, adapter, diffusion, key, value):
+    def run(changes):
+        args = {**BASE_GENERATION, "adapter_path": adapter, **changes}
+        return generate_class(diffusion, args.pop("adapter_path"), args.pop("prompt"), tmp_path / "img",
+                              tmp_path / "m.csv", count=2, class_name="circle", **args)
+
+    run({})
+    before = {p.name: file_state(p) for p in (tmp_path / "img").glob("*.png")}
+    run({"adapter_path" if key == "adapter" else key: value})
+    after = {p.name: file_state(p) for p in (tmp_path / "img").glob("*.png")}
+    assert before.keys() == after.keys() and all(before[n][:2] != after[n][:2] for n in before), key
+    # And settings that do not change pixels keep them: the batch size, the image count.
+    run({"adapter_path" if key == "adapter" else key: value,
+         "settings": dataclasses.replace(value if key == "settings" else BASE_GENERATION["settings"], batch_size=1)})
+    assert {p.name: file_state(p) for p in (tmp_path / "img").glob("*.png")} == after
+
+
+def test_pixel_fingerprint_holds_precision_and_device(adapter, diffusion):
+    def fingerprint(device, precision):
+        return pixel_fingerprint(diffusion, adapter, "p", 1.0, "dirichlet", 0, GenerationSettings(precision=precision),
+                                 device)
+
+    assert fingerprint("cuda", "fp16") != fingerprint("cuda", "bf16") != fingerprint("cuda", "fp32")
+    assert fingerprint("cpu", "fp16") == fingerprint("cpu", "fp32")  # CPU runs fp32 whatever is asked
+    assert fingerprint("cuda:0", "fp16") == fingerprint("cuda:1", "fp16") != fingerprint("cpu", "fp16")
+    # alpha only matters to Dirichlet mixing
+    assert pixel_fingerprint(diffusion, None, "p", 0.5, "pairs", 0, GenerationSettings(), "cpu") == \
+        pixel_fingerprint(diffusion, None, "p", 2.0, "pairs", 0, GenerationSettings(), "cpu")
+
+
+@pytest.mark.parametrize("alpha", [0, -1.0, None])
+def test_dirichlet_alpha_must_be_positive(alpha):
+    with pytest.raises(ValueError, match="alpha must be a positive number"):
+        mixing_weights("dirichlet", 4, 3, alpha, 0)
+    assert mixing_weights("pairs", 4, 3, alpha, 0).shape == (3, 4)  # alpha is not read there
+
+
+@pytest.mark.parametrize("share, text_lora", [("A", False), ("B", False), ("none", False), ("both", True)])
+def test_diffusers_export_for_every_tying_mode(tmp_path, views, diffusion, share, text_lora):
+    """Each mode's mixed export, loaded by diffusers, gives the in-project mixing's UNet and text encoder."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    adapter_path = tmp_path / "adapter.safetensors"
+    cfg = LoraTrainConfig(share=share, rank=2, steps=3, lr_a=5e-2, lr_b=5e-2, text_encoder_lora=text_lora)
+    meta = train_lora(diffusion, views, "a photo of a circle", adapter_path, cfg)
+    w = [0.1, 0.2, 0.3, 0.4][:meta["heads"]]
+    w = [x / sum(w) for x in w]
+    with pytest.raises(ValueError, match=f"adapter has {meta['heads']} heads, got 5 weights"):
+        export_mixed_lora(adapter_path, [0.2] * 5, tmp_path / "bad.safetensors")
+    export_mixed_lora(adapter_path, w, tmp_path / "mixed.safetensors")
+    exported = load_tensors(tmp_path / "mixed.safetensors")
+    expected_rank = 2 * meta["heads"] if share == "none" else 2
+    assert {v.shape[0] for k, v in exported.items() if k.endswith("lora_A.weight")} == {expected_rank}
+    assert any(k.startswith("text_encoder.") for k in exported) == text_lora
+
+    pipe = StableDiffusionPipeline.from_pretrained(diffusion, safety_checker=None, requires_safety_checker=False)
+    pipe.load_lora_weights(str(tmp_path), weight_name="mixed.safetensors")
+    unet = UNet2DConditionModel.from_pretrained(diffusion, subfolder="unet")
+    text_encoder = CLIPTextModel.from_pretrained(diffusion, subfolder="text_encoder")
+    load_adapter(adapter_path, unet, text_encoder)
+    torch.manual_seed(1)
+    x, t, ctx = torch.randn(2, 4, 4, 4), torch.tensor([20, 700]), torch.randn(2, 77, 32)
+    tokens = pipe.tokenizer(["a photo of a circle"], padding="max_length", return_tensors="pt").input_ids
+    with torch.no_grad(), head_weights(unet, torch.tensor([w])):
+        engine = unet(x, t, encoder_hidden_states=ctx).sample
+        torch.testing.assert_close(pipe.unet(x, t, encoder_hidden_states=ctx).sample, engine, atol=1e-5, rtol=1e-4)
+        plain = UNet2DConditionModel.from_pretrained(diffusion, subfolder="unet")(x, t, encoder_hidden_states=ctx)
+        assert (engine - plain.sample).abs().max() > 1e-4  # the adapter changes the output: the check has teeth
+        engine_text = text_encoder(tokens)[0]
+        torch.testing.assert_close(pipe.text_encoder(tokens)[0], engine_text, atol=1e-5, rtol=1e-4)
+        plain_text = CLIPTextModel.from_pretrained(diffusion, subfolder="text_encoder")(tokens)[0]
+    assert ((engine_text - plain_text).abs().max() > 1e-4) == text_lora  # the text LoRA is really in the check

@@ -63,6 +63,10 @@ def test_lint_is_clean():
     ({"models": {"diffusion": "not a model"}}, "models.diffusion"),
     ({"methods": ["chimera", "magic"]}, "magic"),
     ({"datasets": {"mine": {"root": "/no/such/root"}}}, "/no/such/root"),
+    ({"train": {"stepz": 3}}, "stepz"),
+    ({"classify": {"epochz": 3}}, "epochz"),
+    ({"method_overrides": {"chimera": {"train": {"rnak": 2}}}}, "rnak"),
+    ({"alpha": 0}, "alpha"),
 ])
 def test_bad_config_stops_with_a_clear_message(tmp_path, change, message):
     config = write_config(tmp_path / "c.yaml", **change)
@@ -92,7 +96,7 @@ def test_demo_produces_every_artifact(demo_run):
     classes = ["circle", "square", "triangle"]
     split = pd.read_csv(results / "shapes" / "split" / "shots4_seed0.csv")
     assert split.groupby("class").size().to_dict() == {c: 4 for c in classes}
-    for part, cls in zip(("p000", "p001", "p002"), classes):  # classes_per_job: 1 in the demo
+    for part, cls in zip(("p000", "p001", "p002"), classes, strict=True):  # classes_per_job: 1 in the demo
         for backend in ("grounded_sam", "full"):  # detect for chimera; full boxes for loft / datadream
             boxes = pd.read_csv(run / "boxes" / backend / f"{part}.csv")
             assert list(boxes.columns) == ["class", "path", "width", "height", "x0", "y0", "x1", "y1", "score",
@@ -143,6 +147,20 @@ def test_changing_alpha_reruns_only_generation_and_after(demo_run, tmp_path):
     changed.write_text(yaml.safe_dump(data))
     jobs = planned_jobs(snakemake("-n", configfile=changed))
     assert jobs["generate"] == 4 * 3 and "train" not in jobs and "crops" not in jobs and "detect" not in jobs
+
+
+@pytest.mark.slow
+def test_equivalent_configs_rerun_nothing(demo_run, tmp_path):
+    """Key order, 1 vs 1.0 and spelt-out defaults leave every rule's params as they were."""
+    _, config = demo_run
+    data = yaml.safe_load(config.read_text())
+    data["classify"] = dict(reversed(list(data["classify"].items())), rank=16, with_real=True, lora_alpha=32)
+    data["generate"] = {**data["generate"], "guidance_scale": 2, "precision": "auto"}
+    data["train"] = {"checkpoint_every": 5, "steps": 12, "weight_decay": 0.01, "grad_clip": 1}
+    data["alpha"] = 1
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump(dict(reversed(list(data.items()))), sort_keys=False))
+    assert planned_jobs(snakemake("-n", configfile=same)) == {}
 
 
 def test_classes_per_job_sets_the_job_count(tmp_path):

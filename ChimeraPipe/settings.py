@@ -1,0 +1,96 @@
+"""Settings of the train, generate and classify stages: their keys and defaults, stated once.
+
+Torch-free, so the Snakefile can check a config's sections while it plans. The schema
+(workflow/schemas/config.schema.yaml) lists the same keys with their types and leaves the defaults
+to these classes (a test keeps the two in step); `canonical` turns a config section into the full,
+ordered, typed mapping that rules use as `params`, so key order, `1` vs `1.0`, or leaving out a key
+equal to its default never re-runs a job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass
+class LoraTrainConfig:
+    share: str = "A"                     # A (ChimeraLoRA), B (ablation), none (LoFT), both (DataDream)
+    rank: int = 16
+    lora_alpha: float | None = None      # None = rank (scale 1), as both anchors
+    steps: int = 600
+    batch_per_image: int = 1
+    lr_a: float = 1e-4
+    lr_b: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    text_encoder_lora: bool = False      # DataDream trains q/k/v/out_proj of the text encoder too
+    checkpoint_every: int = 100
+    seed: int = 0
+    precision: str = "auto"              # auto: bf16 autocast on GPU with bf16, fp16 + loss scaling otherwise
+    gradient_checkpointing: bool = False
+
+    @property
+    def alpha(self) -> float:
+        return float(self.rank if self.lora_alpha is None else self.lora_alpha)
+
+
+@dataclass
+class ClassifierConfig:
+    rank: int = 16
+    lora_alpha: float = 32.0
+    dropout: float = 0.1
+    epochs: int = 60
+    warmup_epochs: int = 6
+    batch_size: int = 256
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    min_lr: float = 1e-8
+    with_real: bool = True            # mix the real shots into the synthetic set
+    real_weight: float = 0.8          # loss weight of the real shots when mixed
+    augment: str = "anchor"           # anchor (the anchors' strong list) or simple
+    num_workers: int = 0
+    seed: int = 0
+    precision: str = "auto"           # autocast on GPU: bf16, or fp16 with loss scaling
+
+
+@dataclass
+class GenerationSettings:
+    """Everything of the generate section; `pixel_settings` says which of it changes the images."""
+    guidance_scale: float = 2.0
+    steps: int = 50
+    batch_size: int = 8
+    precision: str = "auto"
+    resolution: int = 512
+
+
+def _coerce(value, hint):
+    """1 -> 1.0 for float settings, lists -> tuples for tuple settings; anything else as given."""
+    args = typing.get_args(hint)
+    if value is None:
+        return None
+    if hint is float or (float in args and int not in args):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if typing.get_origin(hint) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def settings_dataclass(cls, settings: dict, section: str):
+    """Build a settings dataclass, naming the config section of any unknown key."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"{section}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _coerce(v, hints[k]) for k, v in settings.items()})
+
+
+def canonical(cls, settings: dict, section: str) -> dict:
+    """The full settings as a plain dict in field order, defaults filled in, numbers typed by field."""
+    values = dataclasses.asdict(settings_dataclass(cls, settings, section))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

@@ -1,0 +1,81 @@
+"""Stage settings: keys and defaults stated once, canonical params, precision choice, the LR schedule."""
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from ChimeraPipe.config import ConfigError, WorkflowConfig
+from ChimeraPipe.runtime import resolve_precision, warmup_cosine
+from ChimeraPipe.settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, canonical, settings_dataclass
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+def fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_closed_schema_sections_list_exactly_the_settings():
+    props = SCHEMA["properties"]
+    assert set(SCHEMA["$defs"]["train"]["properties"]) == fields(LoraTrainConfig)
+    assert set(props["classify"]["properties"]) == fields(ClassifierConfig) - {"seed"}  # seed: the run's
+    assert set(props["generate"]["properties"]) == fields(GenerationSettings) - {"resolution"}  # crops'
+    for section in (SCHEMA["$defs"]["train"], props["classify"], props["generate"]):
+        assert section["additionalProperties"] is False
+        # Defaults live in the dataclasses only (schema defaults in train would override every preset).
+        assert not any("default" in p for p in section["properties"].values())
+
+
+@pytest.mark.parametrize("a, b", [
+    ({"lr": 0.001, "epochs": 3}, {"epochs": 3, "lr": 1e-3}),        # key order
+    ({"lora_alpha": 32}, {"lora_alpha": 32.0}),                       # 1 vs 1.0
+    ({}, {"rank": 16, "with_real": True, "augment": "anchor"}),       # absent = default
+])
+def test_canonical_settings_ignore_order_number_form_and_spelt_out_defaults(a, b):
+    assert canonical(ClassifierConfig, a, "classify") == canonical(ClassifierConfig, b, "classify")
+    assert list(canonical(ClassifierConfig, a, "classify")) == [f.name for f in dataclasses.fields(ClassifierConfig)]
+
+
+def test_canonical_train_settings_type_lists_and_floats():
+    full = canonical(LoraTrainConfig, {"targets": ("to_q",), "lora_alpha": 4, "lr_a": 1}, "train")
+    assert full["targets"] == ["to_q"] and full["lora_alpha"] == 4.0 and isinstance(full["lr_a"], float)
+    assert settings_dataclass(LoraTrainConfig, {"targets": ["to_q"]}, "train").targets == ("to_q",)
+
+
+def test_misspelt_train_setting_of_a_method_fails_at_planning(tmp_path):
+    config = {"datasets": {"d": {"root": str(tmp_path), "classes": ["a"]}}, "methods": ["chimera"],
+              "method_overrides": {"chimera": {"train": {"stepz": 3}}}}
+    with pytest.raises(ConfigError, match=r"train \(method chimera\).*stepz"):
+        WorkflowConfig(config)
+    config["method_overrides"] = {}
+    config["classify"] = {"epochz": 1}
+    with pytest.raises(ConfigError, match="classify.*epochz"):
+        WorkflowConfig(config)
+
+
+def test_precision_choice_per_device():
+    assert resolve_precision("cpu", "fp16") == resolve_precision("cpu", "auto")  # CPU: always fp32
+    assert resolve_precision("cpu", "bf16").autocast is None
+    assert resolve_precision("cuda", "auto", bf16_supported=True) == resolve_precision("cuda", "bf16")
+    bf16 = resolve_precision("cuda", "bf16")
+    assert bf16.autocast is torch.bfloat16 and not bf16.scale_loss
+    # V100 / T4: no bf16, so auto is fp16, and fp16 always gets loss scaling.
+    old = resolve_precision("cuda:1", "auto", bf16_supported=False)
+    assert old.autocast is torch.float16 and old.scale_loss and old.name == "fp16"
+    assert resolve_precision("cuda", "fp16").scale_loss
+    assert resolve_precision("cuda", "fp32") == resolve_precision("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("cuda", "half")
+
+
+def test_warmup_cosine_schedule_by_hand():
+    assert [warmup_cosine(s, 10, 4) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert warmup_cosine(4, 10, 4) == 1.0
+    assert math.isclose(warmup_cosine(7, 10, 4), 0.5)                  # half-way through the decay
+    assert math.isclose(warmup_cosine(10, 10, 4, floor=0.1), 0.1)      # ends at the floor
+    assert math.isclose(warmup_cosine(7, 10, 4, floor=0.2), 0.6)
+    assert warmup_cosine(50, 10, 0) == 0.0                             # past the end stays at the floor
