@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 class LoRAAttention(nn.Module):
     """nn.MultiheadAttention's computation with separate q/k/v projections, LoRA on q and v."""
 
-    def __init__(self, mha: nn.MultiheadAttention, rank: int, lora_alpha: float, dropout: float):
+    def __init__(self, mha: nn.MultiheadAttention, rank: int, lora_alpha: float, dropout: float,
+                 init: str = "kaiming"):
         super().__init__()
         if not mha._qkv_same_embed_dim or mha.bias_k is not None:
             raise ValueError("only standard self-attention blocks are supported")
@@ -48,9 +49,9 @@ class LoRAAttention(nn.Module):
                     linear.bias.copy_(mha.in_proj_bias[i * dim:(i + 1) * dim])
             linear.requires_grad_(False)
             projections.append(linear)
-        self.q_proj = MultiHeadLoRALinear(projections[0], rank, 1, "both", lora_alpha, dropout)
+        self.q_proj = MultiHeadLoRALinear(projections[0], rank, 1, "both", lora_alpha, dropout, init=init)
         self.k_proj = projections[1]
-        self.v_proj = MultiHeadLoRALinear(projections[2], rank, 1, "both", lora_alpha, dropout)
+        self.v_proj = MultiHeadLoRALinear(projections[2], rank, 1, "both", lora_alpha, dropout, init=init)
         self.out_proj = mha.out_proj
         self.out_proj.requires_grad_(False)
 
@@ -88,7 +89,7 @@ def _additive_mask(attn_mask, key_padding_mask, n: int, length: int, dtype) -> t
     return out
 
 
-def inject_clip_lora(model: nn.Module, rank: int, lora_alpha: float, dropout: float) -> int:
+def inject_clip_lora(model: nn.Module, rank: int, lora_alpha: float, dropout: float, init: str = "kaiming") -> int:
     """Swap every nn.MultiheadAttention of both towers for LoRAAttention; freeze everything else."""
     model.requires_grad_(False)
     names = [n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
@@ -97,7 +98,7 @@ def inject_clip_lora(model: nn.Module, rank: int, lora_alpha: float, dropout: fl
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, child, LoRAAttention(getattr(parent, child), rank, lora_alpha, dropout))
+        setattr(parent, child, LoRAAttention(getattr(parent, child), rank, lora_alpha, dropout, init))
     return len(names)
 
 
@@ -115,12 +116,14 @@ def load_clip(spec_path: str):
 
 def train_transform(size: int, mean, std, augment: str) -> v2.Compose:
     if augment == "anchor":
-        steps = [v2.RandAugment(num_ops=2, magnitude=9), v2.RandomResizedCrop(size, scale=(0.25, 1.0)),
-                 v2.RandomHorizontalFlip(), v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        steps = [v2.RandAugment(num_ops=2, magnitude=9),
+                 v2.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=v2.InterpolationMode.BICUBIC),
+                 v2.RandomHorizontalFlip(), v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
                  v2.RandomGrayscale(p=0.2), v2.RandomApply([v2.GaussianBlur(kernel_size=9)], p=0.2),
                  v2.RandomSolarize(threshold=128, p=0.2)]
     elif augment == "simple":
-        steps = [v2.RandomResizedCrop(size, scale=(0.5, 1.0)), v2.RandomHorizontalFlip()]
+        steps = [v2.RandomResizedCrop(size, scale=(0.5, 1.0), interpolation=v2.InterpolationMode.BICUBIC),
+                 v2.RandomHorizontalFlip()]
     else:
         raise ValueError(f"augment must be 'anchor' or 'simple', got {augment!r}")
     return v2.Compose([v2.PILToTensor(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
@@ -171,14 +174,41 @@ def classifier_loss(per_sample: torch.Tensor, is_real: torch.Tensor, real_weight
     return loss
 
 
+@torch.no_grad()
+def predict(model, preprocess, text: torch.Tensor, paths: list[str], device: str, batch_size: int = 64) -> list[int]:
+    """Zero-shot-head labels of images: argmax of cosine to each class's text feature."""
+    labels = []
+    for start in range(0, len(paths), batch_size):
+        images = torch.stack([preprocess(load_rgb(p)) for p in paths[start:start + batch_size]]).to(device)
+        labels += (F.normalize(model.encode_image(images), dim=-1) @ text.T).argmax(-1).tolist()
+    return labels
+
+
+def mix_batch(images: torch.Tensor, labels: torch.Tensor, num_classes: int, mix_prob: float,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix or MixUp (one of the two, evenly) on a `mix_prob` share of batches; labels become soft."""
+    targets = F.one_hot(labels, num_classes).float()
+    if len(labels) < 2 or torch.rand((), generator=generator) >= mix_prob:
+        return images, targets
+    mixer = (v2.CutMix if torch.rand((), generator=generator) < 0.5 else v2.MixUp)(num_classes=num_classes)
+    return mixer(images, labels)
+
+
 def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], out_path: str | Path,
-                     cfg: ClassifierConfig, device: str = "cpu") -> dict:
-    """Fine-tune LoRA on both towers on `table` (path, label, real) and save the LoRA tensors + JSON."""
+                     cfg: ClassifierConfig, device: str = "cpu", val: pd.DataFrame | None = None) -> dict:
+    """Fine-tune LoRA on both towers on `table` (path, label, real) and save the LoRA tensors + JSON.
+
+    With `cfg.select == "val"` the saved LoRA is that of the epoch with the best accuracy on `val`
+    (path, label: the dataset's validation split); otherwise the last epoch's."""
     if table.empty:
         raise ValueError("no training images for the classifier")
+    if cfg.select not in ("last", "val"):
+        raise ValueError(f"classify.select must be 'last' or 'val', got {cfg.select!r}")
+    if cfg.select == "val" and (val is None or val.empty):
+        raise ValueError("classify.select = val needs the dataset's validation images (none were given)")
     torch.manual_seed(cfg.seed)
     model, preprocess, tokenizer = load_clip(clip_path)
-    inject_clip_lora(model, cfg.rank, cfg.lora_alpha, cfg.dropout)
+    inject_clip_lora(model, cfg.rank, cfg.lora_alpha, cfg.dropout, cfg.lora_init)
     model.to(device).train()
     mean, std = _norm_stats(preprocess)
     transform = train_transform(_image_size(preprocess), mean, std, cfg.augment)
@@ -197,18 +227,21 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
     total, warmup = cfg.epochs * len(loader), cfg.warmup_epochs * len(loader)
 
     logit_scale = model.logit_scale.exp().detach()
-    it, history = 0, []
-    for _ in tqdm(range(cfg.epochs), desc="classifier epochs", mininterval=5):
+    mixing = torch.Generator().manual_seed(cfg.seed + 1)
+    autocast = {"device_type": device.split(":")[0], "dtype": precision.autocast,
+                "enabled": precision.autocast is not None}
+    it, history, val_accuracy, best = 0, [], [], None
+    for epoch in tqdm(range(cfg.epochs), desc="classifier epochs", mininterval=5):
         running, seen = 0.0, 0
         for images, labels, is_real in loader:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * warmup_cosine(it, total, warmup, floor=cfg.min_lr / cfg.lr)
-            images, labels, is_real = images.to(device), labels.to(device), is_real.to(device)
-            with torch.autocast(device.split(":")[0], dtype=precision.autocast,
-                                enabled=precision.autocast is not None):
+            images, targets = mix_batch(images, labels, len(prompts), cfg.mix_prob, mixing)
+            images, targets, is_real = images.to(device), targets.to(device), is_real.to(device)
+            with torch.autocast(**autocast):
                 text = class_text_features(model, tokenizer, prompts, device)  # the head trains with the text LoRA
                 logits = logit_scale * F.normalize(model.encode_image(images), dim=-1) @ text.T
-            per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
+            per_sample = F.cross_entropy(logits.float(), targets, reduction="none")
             loss = classifier_loss(per_sample, is_real, cfg.real_weight if mixed else None)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -218,10 +251,20 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
             seen += len(labels)
             it += 1
         history.append(running / seen)
+        if cfg.select == "val":
+            model.eval()
+            with torch.no_grad(), torch.autocast(**autocast):
+                text = class_text_features(model, tokenizer, prompts, device)
+                correct = np.asarray(predict(model, preprocess, text, list(val["path"]), device)) == val["label"]
+            model.train()
+            val_accuracy.append(float(correct.mean()))
+            if best is None or val_accuracy[-1] > max(val_accuracy[:-1]):  # earliest best epoch on ties
+                best = (epoch, lora_state_dict(model))
+    selected = best if best is not None else (cfg.epochs - 1, lora_state_dict(model))
     meta = {"clip": clip_path, "prompts": prompts, "config": asdict(cfg), "train_images": int(len(table)),
-            "precision": precision.name,
-            "loss_per_epoch": history}
-    save_tensors(out_path, lora_state_dict(model))
+            "precision": precision.name, "loss_per_epoch": history, "selected_epoch": selected[0] + 1,
+            "val_accuracy_per_epoch": val_accuracy or None}
+    save_tensors(out_path, selected[1])
     write_json(Path(out_path).with_suffix(".json"), meta)
     return meta
 
@@ -240,11 +283,7 @@ def evaluate_classifier(classifier_path: str | Path, test: pd.DataFrame, classes
     amp = resolve_precision(device, cfg.get("precision", "auto")).autocast
     with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
         text = class_text_features(model, tokenizer, meta["prompts"], device)
-        predictions = []
-        for start in range(0, len(test), batch_size):
-            chunk = test.iloc[start:start + batch_size]
-            images = torch.stack([preprocess(load_rgb(p)) for p in chunk["path"]]).to(device)
-            predictions += (F.normalize(model.encode_image(images), dim=-1) @ text.T).argmax(-1).tolist()
+        predictions = predict(model, preprocess, text, list(test["path"]), device, batch_size)
     result = test[["class", "label", "path"]].copy()
     result["predicted"] = predictions
     correct = result["predicted"] == result["label"]

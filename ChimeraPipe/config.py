@@ -93,7 +93,8 @@ class WorkflowConfig:
         """The method's settings (cached: rules ask for them once per job; treat the result as read-only)."""
         overrides = self.raw.get("method_overrides", {}).get(name)
         try:
-            settings = presets.method_settings(name, overrides, self.raw.get("train", {}))
+            settings = presets.method_settings(name, overrides, self.raw.get("train", {}),
+                                               int(self.raw.get("lora_rank", presets.DEFAULT_LORA_RANK)))
         except KeyError as err:
             raise ConfigError(f"methods: {err.args[0]}") from None
         if settings["kind"] == "lora":
@@ -123,9 +124,11 @@ class WorkflowConfig:
     def detect_backend(self, dataset: str) -> str:
         return self.dataset(dataset).get("detect_backend") or self.raw.get("detect", {}).get("backend", "grounded_sam")
 
-    def boxes_backend(self, method: str, dataset: str) -> str:
-        """The boxes a LoRA method's crops use: the dataset's detector, or the full image."""
-        return "full" if self.method(method).get("boxes") == "full" else self.detect_backend(dataset)
+    def views_tag(self, method: str, dataset: str) -> str:
+        """The view cache a LoRA method trains on: 'box-<detect backend>' for box-constrained crops
+        (semantic boosting), else the crop mode ('random', 'center'), which needs no detector."""
+        crop = self.method(method).get("crop", "box")
+        return f"box-{self.detect_backend(dataset)}" if crop == "box" else crop
 
     def alpha_for(self, method: str) -> float | None:
         """alpha matters only to Dirichlet mixing; other methods must not re-run when it changes."""

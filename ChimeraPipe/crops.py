@@ -1,10 +1,13 @@
-"""Box-constrained crops ("semantic boosting"): every training view contains the whole object box b*.
+"""Training-view crops. Box-constrained ("semantic boosting"): every view contains the whole object
+box b*. The baselines' own crops: DataDream's random square, LoFT's centre square.
 
-A crop region R is a square in image coordinates that may extend past the image; the part outside
-the image is zero in the view. R is never stretched, so the object's aspect ratio is preserved.
+A crop region R is a square in image coordinates; it leaves the image (the part outside is zero in the
+view) only when b* is longer than the image's shorter side. R is never stretched, so the object's
+aspect ratio is preserved.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,70 +54,109 @@ def _feasible_start(lo_box: float, hi_box: float, side: float, extent: float) ->
     return max(hi_box - side, extent - side), min(lo_box, 0.0)
 
 
+CROP_MODES = ("box", "random", "center")
+
+
 def sample_crop(
     image_size: tuple[int, int],
     box: Box,
     out_size: int,
     seed: int,
-    scale_range: tuple[float, float] = (1.05, 1.5),
+    scale_range: tuple[float, float] = (0.8, 1.0),
     translate: float = 1.0,
-    min_side_frac: float = 0.0,
     flip_prob: float = 0.5,
+    mode: str = "box",
 ) -> CropSpec:
-    """Sample a square crop region R with b* ⊆ R.
+    """Sample a square crop region R of the image.
 
-    R's side is the box's square hull times a factor from `scale_range` (>= 1), at least
-    `min_side_frac` of the image's shorter side. Its position is uniform over the positions that
-    keep b* inside (and R inside the image when R fits), shrunk towards the middle by `translate`
-    in [0, 1] (0 = centred). A box larger than every jittered crop gives R = the box's square hull.
+    mode="box" (semantic boosting): an ordinary augmentation crop whose side is a fraction from
+    `scale_range` of the image's shorter side, placed uniformly (shrunk towards the middle by
+    `translate`, 0 = centred) among the positions that keep both R inside the image and b* inside R.
+    The side grows to b*'s longest side when the drawn one is smaller; only when b*'s longest side
+    exceeds the image's shorter side does R leave the image, and only then is the view padded.
+    mode="random" (DataDream): a square of the shorter side at a uniform position, no flip.
+    mode="center" (LoFT): the centred square of the shorter side, no flip.
     """
     if out_size < 1:
         raise ValueError(f"out_size must be positive, got {out_size}")
+    if mode not in CROP_MODES:
+        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
     lo_scale, hi_scale = scale_range
-    if not 1.0 <= lo_scale <= hi_scale:
-        raise ValueError(f"scale_range must satisfy 1 <= low <= high, got {scale_range}")
+    if not 0.0 < lo_scale <= hi_scale <= 1.0:
+        raise ValueError(f"scale_range must satisfy 0 < low <= high <= 1 (fractions of the shorter side), "
+                         f"got {scale_range}")
     if not 0.0 <= translate <= 1.0:
         raise ValueError(f"translate must lie in [0, 1], got {translate}")
     width, height = image_size
     if width < 1 or height < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    x0, y0, x1, y1 = clip_box(box, image_size)
     rng = np.random.default_rng(seed)
-    hull = max(x1 - x0, y1 - y0)
-    side = max(hull * rng.uniform(lo_scale, hi_scale), min_side_frac * min(width, height), hull)
+    short = min(width, height)
+    if mode == "center":
+        left, top, flip = (width - short) / 2, (height - short) / 2, False
+        x0, y0, x1, y1 = clip_box(box, image_size)
+        return _spec(left, top, short, (x0, y0, x1, y1), out_size, flip)
+    if mode == "random":
+        left, top = rng.uniform(0, width - short), rng.uniform(0, height - short)
+        return _spec(left, top, short, clip_box(box, image_size), out_size, False)
 
+    x0, y0, x1, y1 = clip_box(box, image_size)
+    hull = max(x1 - x0, y1 - y0)
+    side = max(short * rng.uniform(lo_scale, hi_scale), hull)
     starts = []
     for lo_box, hi_box, extent in ((x0, x1, width), (y0, y1, height)):
         lo, hi = _feasible_start(lo_box, hi_box, side, extent)
         mid, half = (lo + hi) / 2, (hi - lo) / 2 * translate
         start = mid + rng.uniform(-half, half) if half > 0 else mid
         starts.append(min(max(start, lo), hi))  # guards float round-off at the interval's ends
-    left, top = starts
     flip = bool(rng.random() < flip_prob)
+    return _spec(*starts, side, (x0, y0, x1, y1), out_size, flip)
 
+
+def _spec(left: float, top: float, side: float, box: Box, out_size: int, flip: bool) -> CropSpec:
+    """The crop R = (left, top, side) and b* mapped into the view (after the flip)."""
+    x0, y0, x1, y1 = box
     scale = out_size / side
     bx0, bx1 = (x0 - left) * scale, (x1 - left) * scale
     if flip:
         bx0, bx1 = out_size - bx1, out_size - bx0
-    box_in_view = (bx0, (y0 - top) * scale, bx1, (y1 - top) * scale)
-    return CropSpec(region=(left, top, left + side, top + side), box_in_view=box_in_view,
-                    out_size=out_size, flip=flip)
+    return CropSpec(region=(left, top, left + side, top + side),
+                    box_in_view=(bx0, (y0 - top) * scale, bx1, (y1 - top) * scale), out_size=out_size, flip=flip)
+
+
+def padded_fraction(spec: CropSpec, image_size: tuple[int, int]) -> float:
+    """Share of the view's area that lies outside the image (zero padding)."""
+    left, top, right, bottom = spec.region
+    width, height = image_size
+    inside = max(0.0, min(right, width) - max(left, 0.0)) * max(0.0, min(bottom, height) - max(top, 0.0))
+    return 1.0 - inside / ((right - left) * (bottom - top))
 
 
 def apply_crop(image: Image.Image, spec: CropSpec) -> Image.Image:
-    """Resample R to an out_size x out_size RGB view; pixels whose centre falls outside the image are 0."""
+    """Resample R to an out_size x out_size RGB view; pixels whose centre falls outside the image are 0.
+
+    Resampling is Lanczos with its support widened by the downscale factor (PIL's `resize`), so large
+    images are low-passed before they are subsampled instead of aliasing."""
     image = image.convert("RGB")
     size = spec.out_size
     left, top, right, bottom = spec.region
-    view = image.transform((size, size), Image.Transform.EXTENT, data=(left, top, right, bottom),
-                           resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
-    # PIL's filters may blend edge pixels into the padding; zero exactly what lies outside.
+    pad_left, pad_top = max(0, math.ceil(-left)), max(0, math.ceil(-top))
+    pad_right, pad_bottom = max(0, math.ceil(right - image.width)), max(0, math.ceil(bottom - image.height))
+    source = image
+    if pad_left or pad_top or pad_right or pad_bottom:  # only where R leaves the image
+        # Edge-replicated for the filter, so no black bleeds into the image; zeroed exactly below.
+        source = Image.fromarray(np.pad(np.asarray(image), ((pad_top, pad_bottom), (pad_left, pad_right), (0, 0)),
+                                        mode="edge"), "RGB")
+    region = (left + pad_left, top + pad_top, right + pad_left, bottom + pad_top)
+    view = source.resize((size, size), Image.Resampling.LANCZOS, box=region)
+    # The filter blends edge pixels into the padding; zero exactly what lies outside the image.
     step = (right - left) / size
     centres = (np.arange(size) + 0.5) * step
     inside_x = (left + centres >= 0) & (left + centres < image.width)
     inside_y = (top + centres >= 0) & (top + centres < image.height)
-    array = np.asarray(view).copy()
-    array[~inside_y, :, :] = 0
-    array[:, ~inside_x, :] = 0
-    view = Image.fromarray(array, "RGB")
+    if not (inside_x.all() and inside_y.all()):
+        array = np.asarray(view).copy()
+        array[~inside_y, :, :] = 0
+        array[:, ~inside_x, :] = 0
+        view = Image.fromarray(array, "RGB")
     return view.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if spec.flip else view

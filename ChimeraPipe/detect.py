@@ -6,9 +6,11 @@ empty or degenerate), annotation, or full (no detection: the whole image). Nothi
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -27,19 +29,74 @@ def grounding_prompt(class_name: str, noun: str | None = None) -> str:
     return text + "."
 
 
+class TransformersSam:
+    """SAM in transformers' format (a hub id such as facebook/sam-vit-huge, or its local folder)."""
+
+    def __init__(self, path: str, device: str = "cpu"):
+        from transformers import SamModel, SamProcessor
+
+        self.device = device
+        self.processor = SamProcessor.from_pretrained(path)
+        self.model = SamModel.from_pretrained(path).to(device).eval()
+
+    @torch.no_grad()
+    def mask(self, image, box: list[float]) -> torch.Tensor:
+        """SAM's single mask [H, W] (bool) for the prompt box."""
+        inputs = self.processor(image, input_boxes=[[box]], return_tensors="pt").to(self.device)
+        outputs = self.model(**inputs, multimask_output=False)
+        masks = self.processor.image_processor.post_process_masks(
+            outputs.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())
+        return masks[0][0, 0].bool()
+
+
+# Architectures of original SAM checkpoints beyond segment-anything's own registry (tests add tiny ones).
+ORIGINAL_SAM_BUILDERS: dict = {}
+
+
+class OriginalSam:
+    """An original SAM checkpoint (sam_vit_h_4b8939.pth, ...) through the optional `segment-anything`
+    package. The architecture comes from the file name (vit_h, vit_l, vit_b); the weights are read with
+    torch.load(weights_only=True), never unpickled as code."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+        try:
+            from segment_anything import SamPredictor, sam_model_registry
+        except ImportError:
+            raise ImportError(f"{checkpoint}: original SAM checkpoints need the segment-anything package "
+                              "(pip install -e '.[sam-original]')") from None
+        builders = {**sam_model_registry, **ORIGINAL_SAM_BUILDERS}
+        arch = re.search(r"vit_[a-z]+", Path(checkpoint).name)
+        if arch is None or arch.group() not in builders:
+            raise ValueError(f"{checkpoint}: cannot tell the SAM architecture from the file name; expected one of "
+                             f"{sorted(k for k in builders if k != 'default')} in it (e.g. sam_vit_h_4b8939.pth)")
+        model = builders[arch.group()](checkpoint=None)
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        self.predictor = SamPredictor(model.to(device).eval())
+
+    @torch.no_grad()
+    def mask(self, image, box: list[float]) -> torch.Tensor:
+        self.predictor.set_image(np.asarray(image.convert("RGB")))
+        masks, _, _ = self.predictor.predict(box=np.asarray(box, dtype=np.float32), multimask_output=False)
+        return torch.from_numpy(masks[0]).bool()
+
+
+def load_sam(path: str, device: str = "cpu"):
+    """An original `.pth` checkpoint goes through segment-anything; anything else through transformers."""
+    return OriginalSam(path, device) if str(path).endswith(".pth") else TransformersSam(path, device)
+
+
 class GroundedSam:
     """Grounding-DINO box from text, then SAM's mask inside that box; loaded once, used for many images."""
 
     def __init__(self, dino_path: str, sam_path: str, device: str = "cpu",
                  box_threshold: float = 0.3, text_threshold: float = 0.25):
-        from transformers import AutoProcessor, GroundingDinoForObjectDetection, SamModel, SamProcessor
+        from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
         self.device = device
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
         self.dino_processor = AutoProcessor.from_pretrained(dino_path)
         self.dino = GroundingDinoForObjectDetection.from_pretrained(dino_path).to(device).eval()
-        self.sam_processor = SamProcessor.from_pretrained(sam_path)
-        self.sam = SamModel.from_pretrained(sam_path).to(device).eval()
+        self.sam = load_sam(sam_path, device)
 
     @torch.no_grad()
     def dino_boxes(self, images: Sequence, prompt: str) -> list[tuple[list[float], float] | None]:
@@ -63,11 +120,7 @@ class GroundedSam:
         """Tight box of SAM's single mask for the prompt box; None if the mask is empty or degenerate."""
         from torchvision.ops import masks_to_boxes
 
-        inputs = self.sam_processor(image, input_boxes=[[box]], return_tensors="pt").to(self.device)
-        outputs = self.sam(**inputs, multimask_output=False)
-        masks = self.sam_processor.image_processor.post_process_masks(
-            outputs.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())
-        mask = masks[0][0, 0]
+        mask = self.sam.mask(image, box)
         if int(mask.sum()) < 4:
             return None
         x0, y0, x1, y1 = masks_to_boxes(mask[None].float())[0].tolist()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,16 @@ import torch
 from tqdm import tqdm
 
 from .adapter import load_adapter
+from .clip_filter import ClipFilter
+from .crops import apply_crop, sample_crop
+from .images import load_rgb
 from .io import save_image, write_csv, write_json
 from .lora import head_weights
 from .runtime import autocast_dtype, file_digest, resolve_precision, stable_seed
 from .settings import GenerationSettings
 
 log = logging.getLogger(__name__)
+FILTER_LOG = "clip_filter.csv"
 MIXINGS = ("dirichlet", "pairs", "uniform", "single")
 
 
@@ -64,19 +69,46 @@ def image_seeds(count: int, seed: int) -> list[int]:
     return [stable_seed(seed, "noise", j) for j in range(count)]
 
 
-def load_pipeline(diffusion_path: str, device: str, precision: str = "auto"):
+def load_pipeline(diffusion_path: str, device: str, precision: str = "auto", dtype: torch.dtype | None = None):
+    """The pipeline in `dtype` (default: the precision's on this device, fp32 on CPU). diffusers reads
+    `dtype` from 0.42 on (older releases silently ignored it: hence the floor in pyproject.toml)."""
     from diffusers import StableDiffusionPipeline
 
-    dtype = autocast_dtype(device, precision) or torch.float32
+    dtype = dtype or autocast_dtype(device, precision) or torch.float32
     pipe = StableDiffusionPipeline.from_pretrained(diffusion_path, safety_checker=None, feature_extractor=None,
                                                    requires_safety_checker=False, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
 
+@dataclass(frozen=True)
+class RealGuidance:
+    """img2img from the class's shots (He et al.'s real guidance): image j starts from shot j mod K,
+    noised to `strength` (1 = pure noise, i.e. text-to-image) and denoised with the class prompt."""
+    shots: tuple[str, ...]
+    strength: float = 0.5
+
+    def __post_init__(self):
+        if not self.shots:
+            raise ValueError("real guidance needs at least one shot image")
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"real guidance strength must lie in (0, 1], got {self.strength}")
+
+    def init_images(self, resolution: int) -> list:
+        """Each shot as the generator's start: its centre square, anti-aliased to the resolution."""
+        images = []
+        for path in self.shots:
+            image = load_rgb(path)
+            spec = sample_crop(image.size, (0, 0, *image.size), resolution, seed=0, mode="center")
+            images.append(apply_crop(image, spec))
+        return images
+
+
 def pixel_fingerprint(diffusion_path: str, adapter_path: str | Path | None, prompt: str, alpha: float | None,
-                      mixing: str, seed: int, settings: GenerationSettings, device: str) -> dict:
-    """Every input that changes the pixels of image j: images on disk are kept only when it matches.
+                      mixing: str, seed: int, settings: GenerationSettings, device: str,
+                      real_guidance: RealGuidance | None = None, clip_filter: ClipFilter | None = None) -> dict:
+    """Every input that changes the pixels of image j (or which images the CLIP filter keeps): images on
+    disk are kept only when it matches.
 
     Left out on purpose: the image count (image j depends only on j) and the batch size (a resumed run
     re-batches anyway; batch composition moves pixels by at most one grey level)."""
@@ -84,26 +116,34 @@ def pixel_fingerprint(diffusion_path: str, adapter_path: str | Path | None, prom
             "prompt": prompt, "mixing": mixing, "alpha": float(alpha) if mixing == "dirichlet" else None,
             "seed": seed, "guidance_scale": float(settings.guidance_scale), "steps": settings.steps,
             "resolution": settings.resolution, "device": device.split(":")[0],
-            "precision": resolve_precision(device, settings.precision).name}
+            "precision": resolve_precision(device, settings.precision).name,
+            "real_guidance": None if real_guidance is None else {
+                "strength": float(real_guidance.strength), "shots": [file_digest(p) for p in real_guidance.shots]},
+            "clip_filter": None if clip_filter is None else clip_filter.fingerprint()}
 
 
 def _clear_stale(out_dir: Path, fingerprint: dict) -> None:
-    """Drop images made with other settings and temp files of a killed run; then stamp the settings."""
+    """Drop images (and filter decisions) made with other settings and temp files of a killed run;
+    then stamp the settings."""
     stamp = out_dir / "settings.json"
     for leftover in out_dir.glob(".*.tmp*"):  # atomic writes interrupted by SIGKILL
         leftover.unlink()
     if not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint:
-        for stale in out_dir.glob("*.png"):
-            stale.unlink()
+        for stale in [*out_dir.glob("*.png"), out_dir / FILTER_LOG]:
+            stale.unlink(missing_ok=True)
         write_json(stamp, fingerprint)
 
 
 def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt: str, out_dir: str | Path,
                    manifest_path: str | Path, count: int, alpha: float | None, mixing: str, seed: int,
-                   settings: GenerationSettings | None = None, device: str = "cpu",
-                   class_name: str = "") -> pd.DataFrame:
-    """Write `count` PNGs into out_dir and a manifest (file, seed, head weights) at manifest_path.
+                   settings: GenerationSettings | None = None, device: str = "cpu", class_name: str = "",
+                   real_guidance: RealGuidance | None = None, clip_filter: ClipFilter | None = None,
+                   class_index: int = 0) -> pd.DataFrame:
+    """Write `count` images into out_dir and a manifest (file, seed, head weights) at manifest_path.
 
+    With `clip_filter`, candidates are made in index order and the first `count` that zero-shot CLIP
+    labels as `class_index` are kept (at most `clip_filter.max_candidates(count)` candidates; if too
+    few pass, the best-scoring rejected ones fill up, marked clip_pass = False, with a warning).
     Images already present from an interrupted run with the same `pixel_fingerprint` are kept.
     """
     settings = settings or GenerationSettings()
@@ -115,32 +155,95 @@ def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt:
         heads = load_adapter(adapter_path, pipe.unet, pipe.text_encoder)["heads"]
         pipe.unet.to(device)  # LoRA tensors stay fp32; the layer casts them to the activations' dtype
         pipe.text_encoder.to(device)
-    weights = mixing_weights(mixing, heads, count, alpha, seed)
-    seeds = image_seeds(count, seed)
-    files = [f"{j:05d}.png" for j in range(count)]
-
+    candidates = count if clip_filter is None else clip_filter.max_candidates(count)
+    weights = mixing_weights(mixing, heads, candidates, alpha, seed)
+    seeds = image_seeds(candidates, seed)
+    files = [out_dir / f"{j:05d}.png" for j in range(candidates)]
     _clear_stale(out_dir, pixel_fingerprint(diffusion_path, adapter_path, prompt, alpha, mixing, seed, settings,
-                                            device))
-    todo = [j for j in range(count) if not (out_dir / files[j]).is_file()]
-    if len(todo) < count:
-        log.info("resuming: %d of %d images already generated", count - len(todo), count)
+                                            device, real_guidance, clip_filter))
+    render = _renderer(pipe, prompt, device, settings, seeds, weights, real_guidance)
 
-    with torch.no_grad():
-        positive, negative = pipe.encode_prompt(prompt, device, 1, True)
-    for start in tqdm(range(0, len(todo), settings.batch_size), desc=f"generate {class_name}", mininterval=5):
-        batch = todo[start:start + settings.batch_size]
-        generators = [torch.Generator().manual_seed(seeds[j]) for j in batch]
-        w = torch.as_tensor(weights[batch], dtype=torch.float32)
-        with head_weights(pipe.unet, w):
-            images = pipe(prompt_embeds=positive.expand(len(batch), -1, -1),
-                          negative_prompt_embeds=negative.expand(len(batch), -1, -1),
-                          num_inference_steps=settings.steps, guidance_scale=settings.guidance_scale,
-                          height=settings.resolution, width=settings.resolution, generator=generators).images
-        for j, image in zip(batch, images, strict=True):
-            save_image(out_dir / files[j], image)
+    if clip_filter is None:
+        todo = [j for j in range(count) if not files[j].is_file()]
+        if len(todo) < count:
+            log.info("resuming: %d of %d images already generated", count - len(todo), count)
+        for start in tqdm(range(0, len(todo), settings.batch_size), desc=f"generate {class_name}", mininterval=5):
+            batch = todo[start:start + settings.batch_size]
+            for j, image in zip(batch, render(batch), strict=True):
+                save_image(files[j], image)
+        kept, passed = list(range(count)), None
+    else:
+        kept, passed = _filtered(clip_filter, class_index, count, candidates, files, render, settings.batch_size,
+                                 out_dir / FILTER_LOG, class_name)
 
-    manifest = pd.DataFrame({"class": class_name, "file": [str(out_dir / f) for f in files], "seed": seeds})
+    manifest = pd.DataFrame({"class": class_name, "file": [str(files[j]) for j in kept],
+                             "seed": [seeds[j] for j in kept]})
     for k in range(heads):
-        manifest[f"w{k}"] = weights[:, k]
+        manifest[f"w{k}"] = weights[kept, k]
+    if passed is not None:
+        manifest["clip_pass"] = passed
     write_csv(manifest_path, manifest)
     return manifest
+
+
+def _renderer(pipe, prompt: str, device: str, settings: GenerationSettings, seeds, weights,
+              real_guidance: RealGuidance | None):
+    """A function: candidate indices -> their images, one batched call, each with its own head weights."""
+    with torch.no_grad():
+        positive, negative = pipe.encode_prompt(prompt, device, 1, True)
+    common = {"num_inference_steps": settings.steps, "guidance_scale": settings.guidance_scale}
+    if real_guidance is not None:
+        from diffusers import StableDiffusionImg2ImgPipeline
+
+        img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
+        img2img.set_progress_bar_config(disable=True)
+        starts = real_guidance.init_images(settings.resolution)
+        shots = len(starts)
+
+    def render(batch: list[int]) -> list:
+        generators = [torch.Generator().manual_seed(seeds[j]) for j in batch]
+        embeds = {"prompt_embeds": positive.expand(len(batch), -1, -1),
+                  "negative_prompt_embeds": negative.expand(len(batch), -1, -1)}
+        with head_weights(pipe.unet, torch.as_tensor(weights[batch], dtype=torch.float32)):
+            if real_guidance is None:
+                return pipe(**embeds, **common, height=settings.resolution, width=settings.resolution,
+                            generator=generators).images
+            return img2img(**embeds, **common, image=[starts[j % shots] for j in batch],
+                           strength=real_guidance.strength, generator=generators).images
+
+    return render
+
+
+def _filtered(clip_filter: ClipFilter, class_index: int, count: int, candidates: int, files: list[Path], render,
+              batch_size: int, decisions_path: Path, class_name: str) -> tuple[list[int], list[bool]]:
+    """Make and judge candidates in index order until `count` pass; returns (kept indices, passed flags)."""
+    decisions = pd.read_csv(decisions_path) if decisions_path.is_file() else pd.DataFrame(
+        columns=["candidate", "label", "score", "passed"])
+    done = set(decisions["candidate"])
+    bar = tqdm(total=count, desc=f"generate+filter {class_name}", mininterval=5)
+    j = 0
+    while int(decisions["passed"].sum()) < count and j < candidates:
+        batch = [i for i in range(j, min(j + batch_size, candidates)) if i not in done]
+        j += batch_size
+        if not batch:
+            continue
+        missing = [i for i in batch if not files[i].is_file()]
+        for i, image in zip(missing, render(missing) if missing else [], strict=True):
+            save_image(files[i], image)
+        labels, scores = clip_filter.judge([load_rgb(files[i]) for i in batch], class_index)
+        new = pd.DataFrame({"candidate": batch, "label": labels, "score": scores,
+                            "passed": [label == class_index for label in labels]})
+        decisions = pd.concat([decisions, new], ignore_index=True).sort_values("candidate", ignore_index=True)
+        write_csv(decisions_path, decisions)  # after every batch: a resumed run re-judges nothing
+        bar.update(int(new["passed"].sum()))
+    bar.close()
+    passing = [int(c) for c in decisions.loc[decisions["passed"].astype(bool), "candidate"]][:count]
+    if len(passing) < count:
+        rejected = decisions[~decisions["passed"].astype(bool)].sort_values(["score", "candidate"],
+                                                                              ascending=[False, True])
+        fill = [int(c) for c in rejected["candidate"]][:count - len(passing)]
+        log.warning("%s: only %d of %d candidates passed the CLIP filter; %d best-scoring rejected ones fill the "
+                    "set (clip_pass = False in the manifest)", class_name, len(passing), candidates, len(fill))
+        kept = sorted(passing + fill)
+        return kept, [k in set(passing) for k in kept]
+    return passing, [True] * count

@@ -17,6 +17,7 @@ one batched forward without materialising a per-sample [out, in] matrix.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -39,7 +40,7 @@ class MultiHeadLoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, rank: int, heads: int, share: str = "A",
                  lora_alpha: float | None = None, dropout: float = 0.0,
-                 default_weights: Sequence[float] | None = None):
+                 default_weights: Sequence[float] | None = None, init: str = "gaussian"):
         super().__init__()
         if rank < 1 or heads < 1:
             raise ValueError(f"rank and heads must be positive, got rank={rank}, heads={heads}")
@@ -51,8 +52,16 @@ class MultiHeadLoRALinear(nn.Module):
         self.scale = self.lora_alpha / rank
         n_a, n_b = head_counts(share, heads)
         factory = {"device": base.weight.device, "dtype": torch.float32}
-        # Standard LoRA init: Gaussian A (std 1/r, as peft's "gaussian"), zero B, so the layer starts as base.
-        self.lora_A = nn.Parameter(torch.randn(n_a, rank, base.in_features, **factory) / rank)
+        # Zero B, so the layer starts as base. A: Gaussian with std 1/r (peft's "gaussian", the diffusion
+        # anchors' choice) or kaiming-uniform with a = sqrt(5) (loralib's, the CLIP classifier anchors').
+        if init == "gaussian":
+            self.lora_A = nn.Parameter(torch.randn(n_a, rank, base.in_features, **factory) / rank)
+        elif init == "kaiming":
+            self.lora_A = nn.Parameter(torch.empty(n_a, rank, base.in_features, **factory))
+            for head in self.lora_A.data:
+                nn.init.kaiming_uniform_(head, a=math.sqrt(5))
+        else:
+            raise ValueError(f"init must be 'gaussian' or 'kaiming', got {init!r}")
         self.lora_B = nn.Parameter(torch.zeros(n_b, base.out_features, rank, **factory))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.weights: torch.Tensor | None = None  # [batch, K], set through `head_weights`

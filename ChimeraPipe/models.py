@@ -17,7 +17,7 @@ REAL_DEFAULTS = {
     "diffusion": "stabilityai/stable-diffusion-2-1-base",
     "clip": "ViT-B-16:openai",
     "grounding_dino": "IDEA-Research/grounding-dino-tiny",
-    "sam": "facebook/sam-vit-base",
+    "sam": "facebook/sam-vit-huge",
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _OPEN_CLIP_NAME = re.compile(r"^[\w.-]+:[\w.-]+$")  # open_clip "ARCH:pretrained_tag"
@@ -42,6 +42,8 @@ def resolve_model(kind: str, spec: str, models_dir: str | Path) -> str:
         return str(path)
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser())
+    if kind == "sam" and spec.endswith(".pth") and Path(spec).expanduser().is_file():
+        return str(Path(spec).expanduser())  # an original SAM checkpoint (segment-anything loader)
     if _HUB_ID.match(spec) or (kind == "clip" and _OPEN_CLIP_NAME.match(spec)):
         return spec
     raise ModelSpecError(

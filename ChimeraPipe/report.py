@@ -16,10 +16,15 @@ from .io import atomic_path, write_csv, write_text  # noqa: E402
 
 
 def collect_results(eval_jsons: list[str]) -> pd.DataFrame:
+    """One row per evaluation; a classifier trained on real shots + synthetic images is labelled so in
+    the `synthetic` column, a row apart from synthetic-only results."""
     rows = []
     for path in eval_jsons:
         metrics = json.loads(Path(path).read_text())
-        rows.append({**metrics.get("tags", {}), "accuracy": 100 * metrics["accuracy"],
+        tags = dict(metrics.get("tags", {}))
+        if tags.pop("with_real", False):
+            tags["synthetic"] = f"{tags.get('synthetic', '')} + real shots"
+        rows.append({**tags, "accuracy": 100 * metrics["accuracy"],
                      "mean_per_class_accuracy": 100 * metrics["mean_per_class_accuracy"], "n_test": metrics["n_test"]})
     return pd.DataFrame(rows)
 

@@ -50,9 +50,12 @@ class ClassifierConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     min_lr: float = 1e-8
-    with_real: bool = True            # mix the real shots into the synthetic set
+    with_real: bool = False           # synthetic only, as the paper and LoFT; true: DataDream's real+synthetic mix
     real_weight: float = 0.8          # loss weight of the real shots when mixed
     augment: str = "anchor"           # anchor (the anchors' strong list) or simple
+    mix_prob: float = 0.2             # share of batches given CutMix or MixUp (LoFT's IS_MIX_AUG)
+    lora_init: str = "kaiming"        # loralib's kaiming-uniform A (a = sqrt(5)); or gaussian
+    select: str = "last"              # last epoch, or the epoch best on the dataset's val split (never test)
     num_workers: int = 0
     seed: int = 0
     precision: str = "auto"           # autocast on GPU: bf16, or fp16 with loss scaling
@@ -66,6 +69,7 @@ class GenerationSettings:
     batch_size: int = 8
     precision: str = "auto"
     resolution: int = 512
+    clip_filter_max_factor: float = 4.0   # CLIP-filtered methods make at most this many candidates per image
 
 
 def _coerce(value, hint):

@@ -10,7 +10,8 @@ import pandas as pd
 from . import data, detect, quality
 from . import models as models_module
 from .classify import evaluate_classifier, train_classifier
-from .generate import generate_class
+from .clip_filter import ClipFilter
+from .generate import RealGuidance, generate_class
 from .io import atomic_dir, write_csv, write_text
 from .parts import PartIndexError, class_files, run_classes, write_index
 from .report import write_accuracy_table, write_image_grid, write_sample_grid
@@ -89,9 +90,11 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
     device = pick_device(device)
     diffusion = model_location(models, "diffusion")
     vae = AutoencoderKL.from_pretrained(diffusion, subfolder="vae").to(device).eval()
-    jitter = {k: settings[k] for k in ("translate", "min_side_frac", "flip_prob") if k in settings}
+    jitter = {k: settings[k] for k in ("translate", "flip_prob", "mode") if k in settings}
     if "scale_range" in settings:
         jitter["scale_range"] = tuple(settings["scale_range"])
+    # LoFT's centre crop is one fixed view per image.
+    views_per_image = 1 if settings.get("mode") == "center" else settings["views_per_image"]
 
     def inputs(cls):
         return {"settings": settings, "seed": seed, "vae": diffusion, "device": device,
@@ -100,7 +103,7 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
     def work(cls):
         files = outputs(cls)
         build_view_cache(shots[cls], boxes[boxes["class"] == cls], vae, files["views"],
-                         files["preview"], settings["views_per_image"], settings["resolution"],
+                         files["preview"], views_per_image, settings["resolution"],
                          stable_seed(seed, cls), device, **jitter)
 
     def outputs(cls):
@@ -134,19 +137,38 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
 
 
 def generate_part(adapter_index: str | None, classes: list[str], out_index: str, *, models: dict, method: dict,
-                  alpha: float | None, num_images: int, settings: dict,
-                  seed: int, prompt_prefix: str = "", device: str = "auto") -> None:
-    """Synthetic images per class of the part, `<class>/images/*.png` + `<class>/manifest.csv`, and the index."""
+                  alpha: float | None, num_images: int, settings: dict, seed: int, prompt_prefix: str = "",
+                  device: str = "auto", split_csv: str | None = None, all_classes: list[str] | None = None) -> None:
+    """Synthetic images per class of the part, `<class>/images/*.png` + `<class>/manifest.csv`, and the index.
+
+    Real guidance (method `guidance: real`) starts from the class's shots in `split_csv`; the CLIP filter
+    (`clip_filter: true`) judges each image against the prompts of `all_classes` (the whole dataset)."""
     diffusion, root = model_location(models, "diffusion"), class_folders(out_index)
     generation = settings_dataclass(GenerationSettings, settings, "generate")
+    device = pick_device(device)
     adapters = class_files([adapter_index], "adapter") if adapter_index else {}
     if adapter_index and (missing := [c for c in classes if c not in adapters]):
         raise PartIndexError(f"{adapter_index}: no adapter for classes {missing}")
+    real = method.get("guidance", "text") == "real"
+    if (real or method.get("clip_filter")) and not (split_csv and all_classes):
+        raise ValueError("real guidance and the CLIP filter need the split file and the dataset's class list")
+    shots = shots_by_class(split_csv, classes) if real else {}
+    clip_filter = None
+    if method.get("clip_filter"):
+        clip_filter = ClipFilter(model_location(models, "clip"), [class_prompt(c, prompt_prefix) for c in all_classes],
+                                 device, generation.clip_filter_max_factor)
+
+    def guidance(cls):
+        if not real:
+            return None
+        return RealGuidance(tuple(shots[cls]["path"]), float(method.get("strength", 0.5)))
 
     def inputs(cls):
         return {"method": method, "alpha": alpha, "num_images": num_images, "settings": settings, "seed": seed,
                 "prompt": class_prompt(cls, prompt_prefix), "diffusion": diffusion,
-                "adapter": file_digest(adapters[cls]) if cls in adapters else None}
+                "adapter": file_digest(adapters[cls]) if cls in adapters else None,
+                "shots": list(shots[cls]["path"]) if real else None,
+                "filter": clip_filter.fingerprint() if clip_filter else None}
 
     def outputs(cls):
         return {"manifest": str(root / cls / "manifest.csv")}
@@ -154,7 +176,9 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
     def work(cls):
         generate_class(diffusion, adapters.get(cls), class_prompt(cls, prompt_prefix), root / cls / "images",
                        outputs(cls)["manifest"], num_images, alpha, method.get("mixing", "dirichlet"),
-                       stable_seed(seed, cls, "generate"), generation, pick_device(device), class_name=cls)
+                       stable_seed(seed, cls, "generate"), generation, device, class_name=cls,
+                       real_guidance=guidance(cls), clip_filter=clip_filter,
+                       class_index=all_classes.index(cls) if clip_filter else 0)
 
     write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "generate"))
 
@@ -173,13 +197,22 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
 
 
 def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
-             settings: dict, prompt_prefix: str = "", seed: int = 0,
-             device: str = "auto") -> None:
+             settings: dict, prompt_prefix: str = "", seed: int = 0, device: str = "auto",
+             root: str | None = None) -> None:
+    """Train the classifier of one method; with `select: val` the dataset's val split (under `root`)
+    picks the epoch."""
     cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
     manifests = list(class_files(synth_indexes, "manifest").values())
     table = classifier_table(split_csv, manifests, classes, cfg.with_real)
-    train_classifier(model_location(models, "clip"), table,
-                     [class_prompt(c, prompt_prefix) for c in classes], out_classifier, cfg, pick_device(device))
+    val = None
+    if cfg.select == "val":
+        if root is None:
+            raise ValueError("classify.select = val needs the dataset root (its val split)")
+        val = data.scan_split(root, "val", classes)
+        if val.empty:
+            raise data.DatasetError(f"{Path(root) / 'val'}: no validation images for classify.select = val")
+    train_classifier(model_location(models, "clip"), table, [class_prompt(c, prompt_prefix) for c in classes],
+                     out_classifier, cfg, pick_device(device), val=val)
 
 
 def evaluate(classifier: str, root: str, classes: list[str], out_json: str, out_predictions: str,

@@ -26,6 +26,17 @@ from .views import load_view_cache
 log = logging.getLogger(__name__)
 
 
+def training_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet regresses, per the scheduler's prediction_type: the noise (epsilon: SD 2.1-base)
+    or the velocity alpha_t * noise - sigma_t * x0 (v_prediction: SD 2.1 at 768 px)."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    raise ValueError(f"unsupported prediction_type {kind!r}: expected 'epsilon' or 'v_prediction'")
+
+
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     tensors = {}
     for index, state in optimizer.state_dict()["state"].items():
@@ -155,7 +166,7 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
             pred = unet(noisy.to(device), timesteps.to(device),
                         encoder_hidden_states=embedding.expand(len(image_index), -1, -1)).sample
         # Equal samples per image, so the batch mean is the mean over the K images' losses.
-        loss = F.mse_loss(pred.float(), noise.to(device))
+        loss = F.mse_loss(pred.float(), training_target(scheduler, latents, noise, timesteps).to(device))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradients; a no-op without scaling
@@ -167,9 +178,11 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
             checkpoint.save(step + 1, params, optimizer, generator, scaler)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
 
-    meta = {"rank": cfg.rank, "lora_alpha": cfg.alpha, "heads": heads, "text_heads": 1, "share": cfg.share,
+    meta = {"prediction_type": scheduler.config.prediction_type,
+            "rank": cfg.rank, "lora_alpha": cfg.alpha, "heads": heads, "text_heads": 1, "share": cfg.share,
             "targets": list(cfg.targets), "base_model": base_model, "prompt": prompt,
             "training": {**asdict(cfg), "targets": list(cfg.targets)}, "n_images": n_images,
+            "images_per_step": len(image_index),
             "precision": precision.name, "final_loss": losses[-1] if losses else None,
             "mean_loss_last_10": sum(losses[-10:]) / max(1, len(losses[-10:]))}
     save_adapter(out_path, components, meta)

@@ -8,6 +8,7 @@ rule classify:
         description=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.json",
     params:
         classes=lambda wc: CFG.classes(wc.dataset),
+        root=lambda wc: CFG.dataset_root(wc.dataset),
         models=model_locations,
         settings=CFG.classify_settings(),
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),

@@ -16,6 +16,7 @@ wildcard_constraints:
     seed=r"\d+",
     shots=r"\d+",
     backend="grounded_sam|annotations|full",
+    views="box-(grounded_sam|annotations|full)|center|random",
     kind="diffusion|clip|grounding_dino|sam",
 
 
@@ -49,7 +50,23 @@ def detect_models(wc):
 
 
 def views_index_for_method(wc):
-    return f"{run_dir(wc)}/crops/{CFG.boxes_backend(wc.method, wc.dataset)}/parts/{wc.part}.json"
+    return f"{run_dir(wc)}/crops/{CFG.views_tag(wc.method, wc.dataset)}/parts/{wc.part}.json"
+
+
+def crop_mode(wc):
+    """'box' for box-constrained view caches ('box-<backend>'), else the crop mode itself."""
+    return "box" if wc.views.startswith("box-") else wc.views
+
+
+def crop_boxes(wc):
+    """Boxes a view cache is cropped around; the baselines' crops only need the image sizes (full boxes)."""
+    backend = wc.views.removeprefix("box-") if crop_mode(wc) == "box" else "full"
+    return f"{run_dir(wc)}/boxes/{backend}/{wc.part}.csv"
+
+
+def generate_models(wc):
+    """The diffusion model, and CLIP for methods that filter their images with it."""
+    return tiny_models("diffusion", *(["clip"] if CFG.method(wc.method).get("clip_filter") else []))
 
 
 def adapter_index_for(wc):
@@ -93,7 +110,7 @@ def box_quality_inputs(wc):
     files = {}
     for backend in QUALITY_BACKENDS:
         files[f"boxes_{backend}"] = [f"{run}/boxes/{backend}/{p}.csv" for p in parts]
-        files[f"views_{backend}"] = [f"{run}/crops/{backend}/parts/{p}.json" for p in parts]
+        files[f"views_{backend}"] = [f"{run}/crops/box-{backend}/parts/{p}.json" for p in parts]
     return files
 
 

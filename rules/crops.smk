@@ -1,23 +1,23 @@
 rule crops:
     input:
         split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
-        boxes=f"{RUN}/boxes/{{backend}}/{{part}}.csv",
+        boxes=crop_boxes,
         models=tiny_models("diffusion"),
     output:
-        index=f"{RUN}/crops/{{backend}}/parts/{{part}}.json",
+        index=f"{RUN}/crops/{{views}}/parts/{{part}}.json",
     params:
         classes=part_classes,
         models=model_locations,
-        settings=CFG.section("crops"),
+        settings=lambda wc: {**CFG.section("crops"), "mode": crop_mode(wc)},
         device=config["device"],
     threads: 4
     resources:
         mem_mb=12000,
         runtime=CFG.runtime(10),
     log:
-        f"{RESULTS}/logs/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{part}}.log",
+        f"{RESULTS}/logs/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{views}}/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{backend}}/{{part}}.tsv"
+        f"{RESULTS}/benchmarks/crops/{{dataset}}/shots{{shots}}_seed{{seed}}/{{views}}/{{part}}.tsv"
     conda:
         "../envs/chimerapipe.yaml"
     script:

@@ -9,7 +9,8 @@ rule evaluate:
         root=lambda wc: CFG.dataset_root(wc.dataset),
         classes=lambda wc: CFG.classes(wc.dataset),
         tags=lambda wc: {"dataset": wc.dataset, "method": wc.method, "synthetic": wc.gen,
-                         "shots": int(wc.shots), "seed": int(wc.seed)},
+                         "shots": int(wc.shots), "seed": int(wc.seed),
+                         "with_real": CFG.classify_settings()["with_real"] and wc.gen != "real"},
         device=config["device"],
     threads: 8
     resources:

@@ -1,7 +1,8 @@
 rule generate:
     input:
         adapter=adapter_index_for,
-        models=tiny_models("diffusion"),
+        split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
+        models=generate_models,
     output:
         index=f"{RUN}/synth/{{method}}/{{gen}}/parts/{{part}}.json",
     params:
@@ -11,6 +12,7 @@ rule generate:
         alpha=lambda wc: CFG.alpha_for(wc.method),
         num_images=CFG.num_images,
         settings=CFG.generate_settings(),
+        all_classes=lambda wc: CFG.classes(wc.dataset),
         prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
         device=config["device"],
     threads: 8

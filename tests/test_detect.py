@@ -60,3 +60,38 @@ def test_annotation_and_full_backends(shapes_root, paths):
         annotation_boxes(paths, annotations.iloc[:0], source)
     full = full_boxes(paths)
     assert (full.source == "full").all() and (full.x0 == 0).all()
+
+
+def tiny_original_sam(checkpoint=None):
+    import importlib
+
+    build = importlib.import_module("segment_anything.build_sam")
+    return build._build_sam(encoder_embed_dim=16, encoder_depth=1, encoder_num_heads=1,
+                            encoder_global_attn_indexes=[0], checkpoint=checkpoint)
+
+
+def test_original_sam_checkpoint_loads_safely_and_boxes(tmp_path, models_dir, paths, monkeypatch):
+    """An original SAM .pth (here a tiny architecture registered for the test) is read with weights_only
+    and gives the same kind of boxes through the whole Grounded-SAM path."""
+    import torch
+
+    from ChimeraPipe import detect
+
+    monkeypatch.setitem(detect.ORIGINAL_SAM_BUILDERS, "vit_tiny", tiny_original_sam)
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "sam_vit_tiny_0000.pth"
+    torch.save(tiny_original_sam().state_dict(), checkpoint)
+    assert resolve_model("sam", str(checkpoint), models_dir) == str(checkpoint)
+    found = GroundedSam(resolve_model("grounding_dino", "tiny", models_dir), str(checkpoint), box_threshold=0.0,
+                        text_threshold=0.0)
+    assert isinstance(found.sam, detect.OriginalSam)
+    frame = grounded_sam_boxes(paths[:2], "circle.", found)
+    check_inside(frame)
+    assert set(frame.source) <= {"mask", "dino", "full"}
+    # A pickle that runs code is refused, not executed.
+    evil = tmp_path / "sam_vit_tiny_evil.pth"
+    torch.save({"state": object()}, evil)
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        detect.OriginalSam(evil)
+    with pytest.raises(ValueError, match="architecture"):
+        detect.OriginalSam(tmp_path / "mystery.pth")

@@ -1,20 +1,54 @@
 """Method presets carry the reference implementations' settings; overrides merge as documented."""
 import pytest
 
-from ChimeraPipe.presets import PRESETS, generation_tag, method_settings
+from ChimeraPipe.presets import FAMILY, PRESETS, generation_tag, method_settings
 
 
-def test_presets_match_the_anchors():
-    chimera = method_settings("chimera")["train"]
-    assert (chimera["share"], chimera["rank"], chimera["lr_a"], chimera["lr_b"]) == ("A", 16, 1e-4, 1e-3)
+def test_presets_match_the_references():
+    chimera = method_settings("chimera")
+    assert (chimera["train"]["share"], chimera["train"]["lr_a"], chimera["train"]["lr_b"]) == ("A", 1e-4, 1e-3)
+    assert chimera["crop"] == "box" and chimera["mixing"] == "dirichlet"
     loft = method_settings("loft")
-    assert (loft["train"]["share"], loft["train"]["rank"], loft["train"]["lr_a"]) == ("none", 2, 1e-3)
-    assert loft["mixing"] == "pairs" and loft["boxes"] == "full"
+    assert (loft["train"]["share"], loft["train"]["lr_a"], loft["crop"], loft["mixing"]) == ("none", 1e-3, "center",
+                                                                                             "pairs")
     dream = method_settings("datadream")
     assert (dream["train"]["share"], dream["train"]["rank"], dream["train"]["lr_a"]) == ("both", 16, 1e-4)
-    assert dream["train"]["text_encoder_lora"] and dream["train"]["warmup_steps"] == 100
+    assert dream["train"]["text_encoder_lora"] and dream["train"]["warmup_steps"] == 100 and dream["crop"] == "random"
     assert method_settings("shared_b")["train"]["share"] == "B"
-    assert method_settings("chimera_nobox")["boxes"] == "full"
+    assert method_settings("chimera_nobox")["crop"] == "center"
+    issynth, text2img = method_settings("issynth"), method_settings("text2img")
+    assert (issynth["guidance"], issynth["clip_filter"]) == ("real", True) and 0 < issynth["strength"] < 1
+    assert text2img["guidance"] == "text" and not text2img.get("clip_filter")
+
+
+def test_datadream_feeds_four_images_per_step_at_four_shots():
+    """DataDream: batch 8, partial batch kept, so at 4 shots each step sees the 4 images once."""
+    train = method_settings("datadream")["train"]
+    assert 4 * train["batch_per_image"] == 4 and train["steps"] == 200
+
+
+def differing(a: dict, b: dict) -> set[str]:
+    """Settings that differ between two presets, train settings flattened."""
+    flat = [{**{k: v for k, v in s.items() if k != "train"}, **s["train"]} for s in (a, b)]
+    return {k for k in flat[0].keys() | flat[1].keys() if flat[0].get(k) != flat[1].get(k)}
+
+
+TYING = {"share", "lr_a", "lr_b", "mixing"}   # the multi-head component: tying, the tied matrix's lr, mixing
+CROPS = {"crop"}                              # the semantic-boosting component
+
+
+@pytest.mark.parametrize("rank", [2, 16])
+def test_ablation_family_differs_only_in_tying_and_crops(rank):
+    family = {name: method_settings(name, lora_rank=rank) for name in FAMILY}
+    assert {s["train"]["rank"] for s in family.values()} == {rank}
+    assert differing(family["loft"], family["loft_box"]) == CROPS
+    assert differing(family["chimera_nobox"], family["chimera"]) == CROPS
+    assert differing(family["loft"], family["chimera_nobox"]) and differing(family["loft"],
+                                                                             family["chimera_nobox"]) <= TYING
+    assert differing(family["loft_box"], family["chimera"]) == differing(family["loft"], family["chimera_nobox"])
+    assert differing(family["loft"], family["chimera"]) == differing(family["loft"], family["chimera_nobox"]) | CROPS
+    assert differing(family["chimera"], family["shared_b"]) <= TYING
+    assert method_settings("datadream", lora_rank=rank)["train"]["rank"] == 16  # not in the family
 
 
 def test_overrides_merge_and_do_not_leak():

@@ -33,7 +33,7 @@ def test_closed_schema_sections_list_exactly_the_settings():
 @pytest.mark.parametrize("a, b", [
     ({"lr": 0.001, "epochs": 3}, {"epochs": 3, "lr": 1e-3}),        # key order
     ({"lora_alpha": 32}, {"lora_alpha": 32.0}),                       # 1 vs 1.0
-    ({}, {"rank": 16, "with_real": True, "augment": "anchor"}),       # absent = default
+    ({}, {"rank": 16, "with_real": False, "augment": "anchor"}),      # absent = default
 ])
 def test_canonical_settings_ignore_order_number_form_and_spelt_out_defaults(a, b):
     assert canonical(ClassifierConfig, a, "classify") == canonical(ClassifierConfig, b, "classify")

@@ -97,16 +97,18 @@ def test_demo_produces_every_artifact(demo_run):
     split = pd.read_csv(results / "shapes" / "split" / "shots4_seed0.csv")
     assert split.groupby("class").size().to_dict() == {c: 4 for c in classes}
     for part, cls in zip(("p000", "p001", "p002"), classes, strict=True):  # classes_per_job: 1 in the demo
-        for backend in ("grounded_sam", "full"):  # detect for chimera; full boxes for loft / datadream
+        for backend in ("grounded_sam", "full"):  # detect for chimera; full boxes (sizes) for loft / datadream
             boxes = pd.read_csv(run / "boxes" / backend / f"{part}.csv")
             assert list(boxes.columns) == ["class", "path", "width", "height", "x0", "y0", "x1", "y1", "score",
                                            "source"]
             assert len(boxes) == 4 and (boxes["class"] == cls).all() and (boxes.x1 <= boxes.width).all()
-            index = json.loads((run / "crops" / backend / "parts" / f"{part}.json").read_text())
-            assert index["classes"][cls]["files"]["views"] == str(run / "crops" / backend / cls / "views.safetensors")
-            views = load_tensors(run / "crops" / backend / cls / "views.safetensors")
-            assert views["latents_mean"].shape == (4, 16, 4, 8, 8)
-            assert Image.open(run / "crops" / backend / cls / "preview.png").mode == "RGB"
+        # chimera: box-constrained views; loft: its one centre crop; datadream: random squares
+        for views_tag, per_image in (("box-grounded_sam", 16), ("center", 1), ("random", 16)):
+            index = json.loads((run / "crops" / views_tag / "parts" / f"{part}.json").read_text())
+            cache = run / "crops" / views_tag / cls / "views.safetensors"
+            assert index["classes"][cls]["files"]["views"] == str(cache)
+            assert load_tensors(cache)["latents_mean"].shape == (4, per_image, 4, 8, 8)
+            assert Image.open(run / "crops" / views_tag / cls / "preview.png").mode == "RGB"
         for method, heads, share in (("chimera", 4, "A"), ("loft", 4, "none"), ("datadream", 1, "both")):
             meta = json.loads((run / "lora" / method / cls / "adapter.json").read_text())
             assert (meta["heads"], meta["share"]) == (heads, share)
@@ -117,6 +119,9 @@ def test_demo_produces_every_artifact(demo_run):
             assert len(manifest) == 4
             assert all(Image.open(f).size == (64, 64) for f in manifest.file)
         assert Image.open(results / "report" / "grids" / "shapes" / "shots4_seed0" / f"{cls}.png").size[0] > 100
+    issynth = pd.read_csv(run / "synth" / "issynth" / "n4" / "circle" / "manifest.csv")
+    assert "clip_pass" in issynth.columns  # IsSynth as published: real guidance + CLIP filter
+    assert (run / "synth" / "issynth" / "n4" / "circle" / "images" / "clip_filter.csv").is_file()
     chimera = pd.read_csv(run / "synth" / "chimera" / "alpha1_n4" / "circle" / "manifest.csv")
     assert chimera[["w0", "w1", "w2", "w3"]].nunique().min() == 4  # fresh weights for every image
     table = pd.read_csv(results / "report" / "accuracy.csv")
@@ -154,7 +159,7 @@ def test_equivalent_configs_rerun_nothing(demo_run, tmp_path):
     """Key order, 1 vs 1.0 and spelt-out defaults leave every rule's params as they were."""
     _, config = demo_run
     data = yaml.safe_load(config.read_text())
-    data["classify"] = dict(reversed(list(data["classify"].items())), rank=16, with_real=True, lora_alpha=32)
+    data["classify"] = dict(reversed(list(data["classify"].items())), rank=16, with_real=False, lora_alpha=32)
     data["generate"] = {**data["generate"], "guidance_scale": 2, "precision": "auto"}
     data["train"] = {"checkpoint_every": 5, "steps": 12, "weight_decay": 0.01, "grad_clip": 1}
     data["alpha"] = 1

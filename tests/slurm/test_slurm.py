@@ -166,7 +166,7 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
     assert "resuming from" in log
 
     # The same adapter as one uninterrupted run on the same cached views.
-    views = results / "shapes" / "shots4_seed0" / "crops" / "grounded_sam" / "circle" / "views.safetensors"
+    views = results / "shapes" / "shots4_seed0" / "crops" / "box-grounded_sam" / "circle" / "views.safetensors"
     reference = tmp_path / "reference" / "adapter.safetensors"
     meta = json.loads((lora_dir / "adapter.json").read_text())
     cfg = LoraTrainConfig(**{**meta["training"], "targets": tuple(meta["training"]["targets"])})

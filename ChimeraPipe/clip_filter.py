@@ -1,0 +1,46 @@
+"""CLIP filtering of generated images (He et al., ICLR 2023): an image is kept only if zero-shot CLIP,
+given the prompts of all the dataset's classes, labels it as the class it was generated for."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+class ClipFilter:
+    """Zero-shot CLIP over `prompts` (one per class, in label order), loaded once and reused."""
+
+    def __init__(self, clip_path: str, prompts: list[str], device: str = "cpu", max_factor: float = 4.0,
+                 batch_size: int = 32):
+        from .classify import load_clip
+
+        if len(prompts) < 2:
+            raise ValueError("the CLIP filter needs the prompts of at least two classes")
+        if max_factor < 1:
+            raise ValueError(f"max_factor must be at least 1, got {max_factor}")
+        self.clip_path, self.prompts, self.device = str(clip_path), list(prompts), device
+        self.max_factor, self.batch_size = float(max_factor), batch_size
+        self.model, self.preprocess, tokenizer = load_clip(self.clip_path)
+        self.model.to(device).eval()
+        with torch.no_grad():
+            self.text = F.normalize(self.model.encode_text(tokenizer(self.prompts).to(device)), dim=-1)
+
+    def fingerprint(self) -> dict:
+        """What decides which images pass: part of the generation's settings stamp."""
+        return {"clip": self.clip_path, "prompts": self.prompts, "max_factor": self.max_factor}
+
+    def max_candidates(self, count: int) -> int:
+        return max(count, math.ceil(self.max_factor * count))
+
+    @torch.no_grad()
+    def judge(self, images: list, class_index: int) -> tuple[list[int], list[float]]:
+        """(zero-shot label, probability of `class_index`) per image."""
+        labels, scores = [], []
+        for start in range(0, len(images), self.batch_size):
+            pixels = torch.stack([self.preprocess(im) for im in images[start:start + self.batch_size]])
+            features = F.normalize(self.model.encode_image(pixels.to(self.device)), dim=-1)
+            probs = (self.model.logit_scale.exp() * features @ self.text.T).softmax(-1)
+            labels += probs.argmax(-1).tolist()
+            scores += probs[:, class_index].tolist()
+        return labels, scores
