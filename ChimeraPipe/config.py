@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from . import data, models, parts, presets
+from . import data, datasets, models, parts, presets
 from .settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, canonical
 
 
@@ -51,22 +51,57 @@ class WorkflowConfig:
         return self.raw["datasets"][name]
 
     def dataset_root(self, name: str) -> str:
-        return self.dataset(name)["root"]
+        """The dataset's folder; a relative root lies under the config's `data_root` when one is set (the
+        generated demo dataset's root is the workflow's own output and stays as written)."""
+        root = Path(self.dataset(name)["root"]).expanduser()
+        if not root.is_absolute() and self.raw.get("data_root") and not self.is_demo(name):
+            root = Path(self.raw["data_root"]).expanduser() / root
+        return str(root)
 
     def is_demo(self, name: str) -> bool:
         return bool(self.dataset(name).get("demo", False))
 
+    def dataset_kind(self, name: str) -> str:
+        return self.dataset(name).get("kind", "imagefolder")
+
+    @functools.cache
+    def _class_table(self, name: str) -> dict[str, str]:
+        """Class id -> display name, in label order, from the dataset's metadata (no image decoded)."""
+        if self.is_demo(name):
+            return {c: c for c in data.SHAPES_CLASSES}
+        try:
+            pairs = datasets.dataset_classes(self.dataset_kind(name), self.dataset_root(name),
+                                             self.dataset(name).get("class_names", "baseline"))
+        except datasets.DatasetLayoutError as err:
+            raise ConfigError(f"datasets.{name}: {err}") from None
+        return dict(pairs)
+
     @functools.cache
     def classes(self, name: str) -> list[str]:
+        """Class ids (path-safe) of the dataset, or the subset listed in `classes` (ids or display names)."""
+        table = self._class_table(name)
+        wanted = self.dataset(name).get("classes")
+        if not wanted:
+            return list(table)
+        by_name = {display: cid for cid, display in table.items()}
+        unknown = [c for c in wanted if c not in table and c not in by_name]
+        if unknown:
+            raise ConfigError(f"datasets.{name}.classes: {unknown} are not classes of the dataset")
+        return [c if c in table else by_name[c] for c in wanted]
+
+    def class_names(self, name: str, classes: list[str] | None = None) -> dict[str, str]:
+        """Display name (prompts, text head, report) of each class id, for `classes` or all."""
+        table = self._class_table(name)
+        return {c: table[c] for c in (classes if classes is not None else self.classes(name))}
+
+    def prompt_prefix(self, name: str) -> str:
+        """The dataset's domain word in 'a {prefix}photo of a {class}': set, or the kind's (the anchors')."""
         settings = self.dataset(name)
-        if settings.get("classes"):
-            return list(settings["classes"])
-        if self.is_demo(name):
-            return list(data.SHAPES_CLASSES)
-        root = Path(settings["root"])
-        if not root.is_dir():
-            raise ConfigError(f"datasets.{name}.root: data root {root} does not exist")
-        return data.class_names(root)
+        return settings.get("prompt_prefix", datasets.reader(self.dataset_kind(name)).prompt_prefix)
+
+    def detect_noun(self, name: str) -> str:
+        settings = self.dataset(name)
+        return settings.get("detect_noun", datasets.reader(self.dataset_kind(name)).detect_noun)
 
     @functools.cache
     def parts(self, name: str) -> dict[str, list[str]]:

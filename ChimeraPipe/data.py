@@ -1,4 +1,5 @@
-"""Datasets in ImageFolder layout (root/{train,test}/{class}/*.png), the embedded demo set, and K-shot splits."""
+"""ImageFolder helpers over the dataset layer (ChimeraPipe.datasets), shipped box annotations, and the
+embedded demo set."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,51 +8,34 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
-from .images import list_images, load_rgb
+from .datasets import DatasetLayoutError, dataset_classes, dataset_table, draw_shots
+from .images import load_rgb
 from .io import atomic_dir
 
 SHAPES_CLASSES = ("circle", "square", "triangle")
 
 
-class DatasetError(ValueError):
-    pass
+# One error type for bad datasets, whichever layer finds the problem.
+DatasetError = DatasetLayoutError
 
 
-def class_names(root: str | Path, split: str = "train") -> list[str]:
-    folder = Path(root) / split
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: data root has no '{split}' folder "
-                           f"(expected ImageFolder layout root/{split}/<class>/*)")
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names:
-        raise DatasetError(f"{folder}: no class folders")
-    return names
+def class_names(root: str | Path) -> list[str]:
+    """Class folders of an ImageFolder root's train split."""
+    return [cid for cid, _ in dataset_classes("imagefolder", root)]
 
 
 def scan_split(root: str | Path, split: str, classes: list[str]) -> pd.DataFrame:
-    """All images of a split: columns class, label, path (label = index in `classes`)."""
-    rows = []
-    for label, name in enumerate(classes):
-        folder = Path(root) / split / name
-        if not folder.is_dir():
-            raise DatasetError(f"{folder}: class folder missing from the {split} split")
-        rows += [{"class": name, "label": label, "path": str(p)} for p in list_images(folder)]
-    return pd.DataFrame(rows, columns=["class", "label", "path"])
+    """All images of an ImageFolder split: columns class, label, path (label = index in `classes`)."""
+    table = dataset_table("imagefolder", root)
+    rows = table[(table["split"] == split) & table["class"].isin(classes)].copy()
+    rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)})
+    return rows[["class", "label", "path"]].reset_index(drop=True)
 
 
 def choose_shots(root: str | Path, classes: list[str], shots: int, seed: int) -> pd.DataFrame:
-    """K images per class from the train split, chosen with `seed`; every chosen image is checked readable."""
-    table = scan_split(root, "train", classes)
-    rng = np.random.default_rng(seed)
-    picked = []
-    for label, name in enumerate(classes):
-        pool = table[table["label"] == label]
-        if len(pool) < shots:
-            raise DatasetError(f"{Path(root) / 'train' / name}: class has {len(pool)} images, fewer than shots={shots}")
-        chosen = pool.iloc[np.sort(rng.choice(len(pool), size=shots, replace=False))].copy()
-        chosen["shot"] = range(shots)
-        picked.append(chosen)
-    split = pd.concat(picked, ignore_index=True)
+    """K images per class from an ImageFolder root's train split (see datasets.draw_shots); every chosen
+    image is checked readable."""
+    split = draw_shots(dataset_table("imagefolder", root), classes, shots, seed)
     for path in split["path"]:
         load_rgb(path)  # fail here, naming the file, rather than deep inside a GPU job
     return split

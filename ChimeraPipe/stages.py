@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import data, detect, quality
+from . import data, datasets, detect, quality
 from . import models as models_module
 from .classify import evaluate_classifier, train_classifier
 from .clip_filter import ClipFilter
 from .generate import RealGuidance, generate_class
+from .images import load_rgb
 from .io import atomic_dir, write_csv, write_text
 from .parts import PartIndexError, class_files, run_classes, write_index
 from .report import write_accuracy_table, write_image_grid, write_sample_grid
@@ -38,8 +39,32 @@ def shots_by_class(split_csv: str | Path, classes: list[str]) -> dict[str, pd.Da
     return shots
 
 
-def split(root: str, classes: list[str], shots: int, seed: int, out_csv: str) -> None:
-    write_csv(out_csv, data.choose_shots(root, classes, shots, seed))
+def prompt_of(cls: str, names: dict | None, prefix: str = "") -> str:
+    """The class prompt from its display name (the class id when no names are given)."""
+    return class_prompt((names or {}).get(cls, cls), prefix)
+
+
+def dataset_table(kind: str, root: str, out_csv: str, *, naming: str = "baseline", on_missing: str = "error",
+                  decoded_dir: str | None = None) -> None:
+    """The dataset's canonical table (every split) in one CSV; skipped entries (on_missing=skip) are
+    listed in a `<table>.skipped.csv` beside it and counted in the log, never dropped silently."""
+    table = datasets.dataset_table(kind, root, naming, decoded_dir=decoded_dir, on_missing=on_missing)
+    skipped = table.attrs.get("skipped", [])
+    write_csv(Path(out_csv).with_suffix(".skipped.csv"), pd.DataFrame({"path": skipped}))
+    if skipped:
+        log.warning("%s: %d split entries skipped: their image files are missing (listed in %s)", kind,
+                    len(skipped), Path(out_csv).with_suffix(".skipped.csv"))
+    write_csv(out_csv, table)
+
+
+def split(table_csv: str, classes: list[str], shots: int, seed: int, out_csv: str, *,
+          shots_file: str | None = None, root: str | None = None) -> None:
+    """K shots per class from the table's train split (a seeded draw or the user's shot list); every
+    chosen image is opened here, so an unreadable one fails now, named, not inside a GPU job."""
+    chosen = datasets.draw_shots(pd.read_csv(table_csv), classes, shots, seed, shots_file, root)
+    for path in chosen["path"]:
+        load_rgb(path)
+    write_csv(out_csv, chosen)
 
 
 def _detector(backend: str, root: str, models: dict, settings: dict, device: str):
@@ -61,14 +86,14 @@ def _detector(backend: str, root: str, models: dict, settings: dict, device: str
 
 
 def detect_part(split_csv: str, classes: list[str], backend: str, out_csv: str, out_preview: str, *,
-                root: str, models: dict, settings: dict, device: str = "auto") -> None:
+                root: str, models: dict, settings: dict, device: str = "auto", names: dict | None = None) -> None:
     """Boxes of the part's reference images: one CSV (a `class` column first) and a preview, a row per class."""
     shots = shots_by_class(split_csv, classes)
     boxes_of = _detector(backend, root, models, settings, device)
     frames, rows = [], []
     for cls in classes:
         paths = list(shots[cls]["path"])
-        frames.append(boxes_of(paths, cls).assign(**{"class": cls}))
+        frames.append(boxes_of(paths, (names or {}).get(cls, cls)).assign(**{"class": cls}))
         rows.append((cls, paths))
     boxes = pd.concat(frames, ignore_index=True)
     boxes = boxes[["class"] + [c for c in boxes.columns if c != "class"]]
@@ -113,7 +138,7 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
 
 
 def train_part(views_index: str, classes: list[str], out_index: str, *, models: dict,
-               train_settings: dict, prompt_prefix: str = "", device: str = "auto") -> None:
+               train_settings: dict, prompt_prefix: str = "", device: str = "auto", names: dict | None = None) -> None:
     """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index."""
     cfg = settings_dataclass(LoraTrainConfig, train_settings, "train")
     diffusion, views, root = model_location(models, "diffusion"), class_files([views_index], "views"), \
@@ -123,14 +148,14 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
         raise PartIndexError(f"{views_index}: no view cache for classes {missing}")
 
     def inputs(cls):
-        return {"train": train_settings, "prompt": class_prompt(cls, prompt_prefix), "diffusion": diffusion,
+        return {"train": train_settings, "prompt": prompt_of(cls, names, prompt_prefix), "diffusion": diffusion,
                 "views": file_digest(views[cls])}
 
     def outputs(cls):
         return {"adapter": str(root / cls / "adapter.safetensors"), "description": str(root / cls / "adapter.json")}
 
     def work(cls):
-        train_lora(diffusion, views[cls], class_prompt(cls, prompt_prefix), outputs(cls)["adapter"], cfg,
+        train_lora(diffusion, views[cls], prompt_of(cls, names, prompt_prefix), outputs(cls)["adapter"], cfg,
                    pick_device(device), base_model=models["diffusion"])
 
     write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "train"))
@@ -138,7 +163,8 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
 
 def generate_part(adapter_index: str | None, classes: list[str], out_index: str, *, models: dict, method: dict,
                   alpha: float | None, num_images: int, settings: dict, seed: int, prompt_prefix: str = "",
-                  device: str = "auto", split_csv: str | None = None, all_classes: list[str] | None = None) -> None:
+                  device: str = "auto", split_csv: str | None = None, all_classes: list[str] | None = None,
+                  names: dict | None = None) -> None:
     """Synthetic images per class of the part, `<class>/images/*.png` + `<class>/manifest.csv`, and the index.
 
     Real guidance (method `guidance: real`) starts from the class's shots in `split_csv`; the CLIP filter
@@ -155,8 +181,8 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
     shots = shots_by_class(split_csv, classes) if real else {}
     clip_filter = None
     if method.get("clip_filter"):
-        clip_filter = ClipFilter(model_location(models, "clip"), [class_prompt(c, prompt_prefix) for c in all_classes],
-                                 device, generation.clip_filter_max_factor)
+        prompts = [prompt_of(c, names, prompt_prefix) for c in all_classes]
+        clip_filter = ClipFilter(model_location(models, "clip"), prompts, device, generation.clip_filter_max_factor)
 
     def guidance(cls):
         if not real:
@@ -165,7 +191,7 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
 
     def inputs(cls):
         return {"method": method, "alpha": alpha, "num_images": num_images, "settings": settings, "seed": seed,
-                "prompt": class_prompt(cls, prompt_prefix), "diffusion": diffusion,
+                "prompt": prompt_of(cls, names, prompt_prefix), "diffusion": diffusion,
                 "adapter": file_digest(adapters[cls]) if cls in adapters else None,
                 "shots": list(shots[cls]["path"]) if real else None,
                 "filter": clip_filter.fingerprint() if clip_filter else None}
@@ -174,7 +200,7 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
         return {"manifest": str(root / cls / "manifest.csv")}
 
     def work(cls):
-        generate_class(diffusion, adapters.get(cls), class_prompt(cls, prompt_prefix), root / cls / "images",
+        generate_class(diffusion, adapters.get(cls), prompt_of(cls, names, prompt_prefix), root / cls / "images",
                        outputs(cls)["manifest"], num_images, alpha, method.get("mixing", "dirichlet"),
                        stable_seed(seed, cls, "generate"), generation, device, class_name=cls,
                        real_guidance=guidance(cls), clip_filter=clip_filter,
@@ -196,31 +222,41 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
     return pd.concat(parts, ignore_index=True)
 
 
+def split_rows(table_csv: str, split: str, classes: list[str]) -> pd.DataFrame:
+    """The table's rows of one split for `classes`, labelled by position in `classes` (path, class, label)."""
+    table = pd.read_csv(table_csv)
+    rows = table[(table["split"] == split) & table["class"].isin(classes)].copy()
+    rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)})
+    return rows.reset_index(drop=True)
+
+
 def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
              settings: dict, prompt_prefix: str = "", seed: int = 0, device: str = "auto",
-             root: str | None = None) -> None:
-    """Train the classifier of one method; with `select: val` the dataset's val split (under `root`)
-    picks the epoch."""
+             table_csv: str | None = None, names: dict | None = None) -> None:
+    """Train the classifier of one method; with `select: val` the dataset's val split (from the table)
+    picks the epoch. The text head reads the classes' display names."""
     cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
     manifests = list(class_files(synth_indexes, "manifest").values())
     table = classifier_table(split_csv, manifests, classes, cfg.with_real)
     val = None
     if cfg.select == "val":
-        if root is None:
-            raise ValueError("classify.select = val needs the dataset root (its val split)")
-        val = data.scan_split(root, "val", classes)
+        val = split_rows(table_csv, "val", classes) if table_csv else pd.DataFrame()
         if val.empty:
-            raise data.DatasetError(f"{Path(root) / 'val'}: no validation images for classify.select = val")
-    train_classifier(model_location(models, "clip"), table, [class_prompt(c, prompt_prefix) for c in classes],
+            raise datasets.DatasetLayoutError(f"{table_csv}: the dataset has no val split for classify.select = val")
+    train_classifier(model_location(models, "clip"), table, [prompt_of(c, names, prompt_prefix) for c in classes],
                      out_classifier, cfg, pick_device(device), val=val)
 
 
-def evaluate(classifier: str, root: str, classes: list[str], out_json: str, out_predictions: str,
+def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str, out_predictions: str,
              tags: dict | None = None, device: str = "auto") -> None:
-    test = data.scan_split(root, "test", classes)
-    if test.empty:
-        raise data.DatasetError(f"{Path(root) / 'test'}: no test images")
-    evaluate_classifier(classifier, test, classes, out_json, out_predictions, pick_device(device), tags=tags)
+    """Accuracy on the dataset's test split (its val split where it has no test split, e.g. ISIC without
+    the Test part; `eval_split` in the result says which)."""
+    which = datasets.eval_split(pd.read_csv(table_csv, usecols=["split"]))
+    rows = split_rows(table_csv, which, classes)
+    if rows.empty:
+        raise datasets.DatasetLayoutError(f"{table_csv}: no {which} images for classes {classes[:3]}...")
+    evaluate_classifier(classifier, rows, classes, out_json, out_predictions, pick_device(device),
+                        tags={**(tags or {}), "eval_split": which})
 
 
 def report(eval_jsons: list[str], out_csv: str, out_md: str) -> None:

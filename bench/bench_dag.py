@@ -1,8 +1,9 @@
-"""How long Snakemake takes to plan (`snakemake -n`) a paper-sized few-shot run; no data needed.
+"""How long Snakemake takes to plan (`snakemake -n`) a paper-sized few-shot run; no images needed.
 
-Uses config/paper_fewshot.yaml (9 datasets, all methods and ablations) with a class list per dataset at
-the datasets' real class counts, and compares its `classes_per_job` with one job per class, side by side.
-Target: <= 10 s for one seed.
+Uses config/paper_fewshot.yaml (9 datasets, all methods and ablations) as shipped, its data_root pointed
+at metadata-only replicas of each dataset in its official layout (split files, variants.txt, ground
+truth CSVs) at the real class counts, so the class lists are read from metadata as in a real run; compares
+its `classes_per_job` with one job per class, side by side. Target: <= 10 s for one seed.
 
     python bench/bench_dag.py [--seeds 1 3] [--classes-per-job 1 8]
 """
@@ -18,17 +19,25 @@ from pathlib import Path
 
 import yaml
 
+from ChimeraPipe.datasets.replicas import write_replica
+
 REPO = Path(__file__).resolve().parents[1]
 CLASS_COUNTS = {"fgvc_aircraft": 100, "stanford_cars": 196, "dtd": 47, "eurosat": 10, "flowers102": 102,
                 "oxford_pets": 37, "isic": 7, "caltech101": 100, "food101": 101}
 
 
-def paper_config(seeds: int, results: str, classes_per_job: int | None = None) -> dict:
+def write_replicas(config: dict, data_root: Path) -> None:
+    """Metadata-only replicas (one entry per class and split) of every dataset of the config."""
+    for name, count in CLASS_COUNTS.items():
+        settings = config["datasets"][name]
+        write_replica(settings["kind"], data_root / settings["root"], n_classes=count, images=False,
+                      counts={"train": 4, "val": 1, "test": 1})
+
+
+def paper_config(seeds: int, results: str, data_root: str, classes_per_job: int | None = None) -> dict:
     config = yaml.safe_load((REPO / "config" / "paper_fewshot.yaml").read_text())
     assert set(config["datasets"]) == set(CLASS_COUNTS), "paper config and class counts disagree"
-    for name, count in CLASS_COUNTS.items():
-        config["datasets"][name].update(root=f"/nonexistent/{name}", classes=[f"class{i:03d}" for i in range(count)])
-    config.update(results=results, seeds=list(range(seeds)))
+    config.update(results=results, seeds=list(range(seeds)), data_root=data_root)
     if classes_per_job is not None:
         config["classes_per_job"] = classes_per_job
     return config
@@ -37,7 +46,9 @@ def paper_config(seeds: int, results: str, classes_per_job: int | None = None) -
 def dry_run(seeds: int, classes_per_job: int | None) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "paper.yaml"
-        config.write_text(yaml.safe_dump(paper_config(seeds, str(Path(tmp) / "results"), classes_per_job)))
+        settings = paper_config(seeds, str(Path(tmp) / "results"), str(Path(tmp) / "data"), classes_per_job)
+        write_replicas(settings, Path(tmp) / "data")
+        config.write_text(yaml.safe_dump(settings))
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1",
                               "--directory", str(REPO), "--configfile", str(config)],

@@ -1,6 +1,7 @@
 rule classify:
     input:
         split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
+        table=f"{RESULTS}/{{dataset}}/table.csv",
         synth=synth_indexes,
         models=tiny_models("clip"),
     output:
@@ -8,10 +9,10 @@ rule classify:
         description=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.json",
     params:
         classes=lambda wc: CFG.classes(wc.dataset),
-        root=lambda wc: CFG.dataset_root(wc.dataset),
+        names=lambda wc: CFG.class_names(wc.dataset),
         models=model_locations,
         settings=CFG.classify_settings(),
-        prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
+        prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
         device=config["device"],
     threads: 16
     resources:

@@ -17,14 +17,40 @@ rule demo_data:
         "../workflow/scripts/demo_data.py"
 
 
-rule split:
+rule dataset_table:
     input:
         dataset_input,
+    output:
+        table=f"{RESULTS}/{{dataset}}/table.csv",
+    params:
+        kind=lambda wc: CFG.dataset_kind(wc.dataset),
+        root=lambda wc: CFG.dataset_root(wc.dataset),
+        naming=lambda wc: CFG.dataset(wc.dataset).get("class_names", "baseline"),
+        on_missing=lambda wc: CFG.dataset(wc.dataset).get("on_missing", "error"),
+        decoded=lambda wc: f"{RESULTS}/{wc.dataset}/decoded",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        f"{RESULTS}/logs/dataset_table/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dataset_table/{{dataset}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/dataset_table.py"
+
+
+rule split:
+    input:
+        table=f"{RESULTS}/{{dataset}}/table.csv",
     output:
         f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
     params:
         root=lambda wc: CFG.dataset_root(wc.dataset),
         classes=lambda wc: CFG.classes(wc.dataset),
+        shots_file=lambda wc: CFG.dataset(wc.dataset).get("shots_file"),
     threads: 1
     resources:
         mem_mb=4000,

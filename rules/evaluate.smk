@@ -1,12 +1,12 @@
 rule evaluate:
     input:
         classifier=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.safetensors",
+        table=f"{RESULTS}/{{dataset}}/table.csv",
         models=tiny_models("clip"),
     output:
         metrics=f"{RUN}/eval/{{method}}/{{gen}}.json",
         predictions=f"{RUN}/eval/{{method}}/{{gen}}_predictions.csv",
     params:
-        root=lambda wc: CFG.dataset_root(wc.dataset),
         classes=lambda wc: CFG.classes(wc.dataset),
         tags=lambda wc: {"dataset": wc.dataset, "method": wc.method, "synthetic": wc.gen,
                          "shots": int(wc.shots), "seed": int(wc.seed),

@@ -13,7 +13,8 @@ rule generate:
         num_images=CFG.num_images,
         settings=CFG.generate_settings(),
         all_classes=lambda wc: CFG.classes(wc.dataset),
-        prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
+        names=lambda wc: CFG.class_names(wc.dataset),
+        prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
         device=config["device"],
     threads: 8
     resources:

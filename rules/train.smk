@@ -8,7 +8,8 @@ rule train:
         classes=part_classes,
         models=model_locations,
         train=lambda wc: CFG.method(wc.method)["train"],
-        prompt_prefix=lambda wc: CFG.dataset(wc.dataset).get("prompt_prefix", ""),
+        names=lambda wc: CFG.class_names(wc.dataset, CFG.part_classes(wc.dataset, wc.part)),
+        prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
         device=config["device"],
     threads: 8
     resources:

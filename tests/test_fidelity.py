@@ -180,7 +180,8 @@ def test_real_clip_filter_judges_with_every_class_prompt(models_dir, shapes_root
 def test_classifier_trains_on_synthetic_images_only_by_default(tmp_path, shapes_root):
     classes = ["circle", "square"]
     split_csv = tmp_path / "split.csv"
-    stages.split(str(shapes_root), classes, 4, 0, split_csv)
+    stages.dataset_table("imagefolder", str(shapes_root), str(tmp_path / "table.csv"))
+    stages.split(str(tmp_path / "table.csv"), classes, 4, 0, split_csv)
     generated = [str(p) for p in scan_split(shapes_root, "test", ["circle"]).path]  # stand-ins for synthetic images
     synth = pd.DataFrame({"class": "circle", "file": generated})
     synth.to_csv(tmp_path / "manifest.csv", index=False)
@@ -230,8 +231,10 @@ def test_validation_selects_the_best_epoch_never_test(tmp_path, models_dir, shap
 
 def test_select_val_without_a_val_split_names_the_folder(tmp_path, models_dir, shapes_root):
     split_csv = tmp_path / "split.csv"
-    stages.split(str(shapes_root), ["circle", "square"], 4, 0, split_csv)
-    with pytest.raises(Exception, match="val"):
+    table_csv = str(tmp_path / "table.csv")
+    stages.dataset_table("imagefolder", str(shapes_root), table_csv)
+    stages.split(table_csv, ["circle", "square"], 4, 0, split_csv)
+    with pytest.raises(Exception, match="table.csv: the dataset has no val split"):
         stages.classify(str(split_csv), [], ["circle", "square"], str(tmp_path / "c.safetensors"),
                         models={"clip": str(models_dir / "tiny-clip")}, settings={"select": "val", "epochs": 1},
-                        root=str(shapes_root))
+                        table_csv=table_csv)

@@ -84,8 +84,11 @@ def test_choose_shots_is_seeded(shapes_root):
 def test_bad_datasets_are_named(tmp_path, shapes_root):
     with pytest.raises(DatasetError, match="fewer than shots=9"):
         choose_shots(shapes_root, ["circle"], 9, 0)
-    with pytest.raises(DatasetError, match="no 'train' folder"):
+    with pytest.raises(DatasetError, match="nowhere does not exist"):
         class_names(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="train/ not found"):
+        class_names(tmp_path / "empty")
     broken = tmp_path / "broken"
     (broken / "train" / "cat").mkdir(parents=True)
     (broken / "train" / "cat" / "a.png").write_bytes(b"garbage")

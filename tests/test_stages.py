@@ -37,7 +37,8 @@ def run_chain(root, split_csv, data_root, models, groups):
 def setup(tmp_path_factory, shapes_root, models_dir):
     root = tmp_path_factory.mktemp("stages")
     split_csv = root / "split.csv"
-    stages.split(str(shapes_root), CLASSES, 4, 0, split_csv)
+    stages.dataset_table("imagefolder", str(shapes_root), str(root / "table.csv"))
+    stages.split(str(root / "table.csv"), CLASSES, 4, 0, split_csv)
     models = {"diffusion": str(models_dir / "tiny-diffusion")}
     return root, split_csv, shapes_root, models
 

@@ -175,3 +175,51 @@ def test_classes_per_job_sets_the_job_count(tmp_path):
     assert jobs["detect"] == jobs["crops"] == 3 * 2
     assert jobs["train"] == 2 and jobs["generate"] == 2 * 2  # chimera; issynth and chimera
     assert jobs["sample_grid"] == 1 and jobs["classify"] == 3
+
+
+def test_paper_config_plans_from_dataset_metadata(tmp_path):
+    """The shipped paper config, its data_root pointed at metadata-only replicas (no image anywhere)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from bench_dag import CLASS_COUNTS, paper_config, write_replicas
+    finally:
+        sys.path.pop(0)
+    config = paper_config(1, str(tmp_path / "results"), str(tmp_path / "data"), 16)
+    write_replicas(config, tmp_path / "data")
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("-n", configfile=tmp_path / "paper.yaml")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    jobs = planned_jobs(result)
+    assert jobs["dataset_table"] == 9 and jobs["split"] == 9
+    parts = sum(-(-count // 16) for count in CLASS_COUNTS.values())
+    assert jobs["train"] == 6 * parts  # the 6 LoRA methods, one job per part of 16 classes
+
+
+@pytest.mark.slow
+def test_class_names_with_slashes_run_end_to_end(tmp_path):
+    """FGVC-Aircraft in its official layout, with 'F/A-18' and '.Falcon 2000' among the variants."""
+    from ChimeraPipe.datasets.replicas import write_replica
+
+    write_replica("fgvc_aircraft", tmp_path / "data" / "fgvc", counts={"train": 4, "val": 1, "test": 2})
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(results=str(tmp_path / "results"), data_root=str(tmp_path / "data"), methods=["real", "chimera"],
+                  num_images=2, datasets={"aircraft": {"kind": "fgvc_aircraft", "root": "fgvc",
+                                                       "detect_backend": "full"}},
+                  train={"steps": 4, "checkpoint_every": 2}, generate={"steps": 3, "batch_size": 2},
+                  classify={"epochs": 1, "warmup_epochs": 0, "batch_size": 8, "lr": 0.001},
+                  crops={"views_per_image": 2, "resolution": 32})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(configfile=tmp_path / "c.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    run = tmp_path / "results" / "aircraft" / "shots4_seed0"
+    adapter = json.loads((run / "lora" / "chimera" / "F_A-18" / "adapter.json").read_text())
+    assert adapter["prompt"] == "a aircraft photo of a F/A-18"          # display name in the prompt
+    assert (run / "lora" / "chimera" / "Falcon_2000" / "adapter.safetensors").is_file()  # no hidden folder
+    assert len(pd.read_csv(run / "synth" / "chimera" / "alpha1_n2" / "F_A-18" / "manifest.csv")) == 2
+    metrics = json.loads((run / "eval" / "chimera" / "alpha1_n2.json").read_text())
+    assert set(metrics["per_class"]) == {"707-320", "F_A-18", "Falcon_2000"} and metrics["n_test"] == 6
+    assert metrics["tags"]["eval_split"] == "test"
+    classifier = json.loads((run / "classifier" / "chimera" / "alpha1_n2" / "classifier.json").read_text())
+    assert "a aircraft photo of a F/A-18" in classifier["prompts"]
+    split = pd.read_csv(tmp_path / "results" / "aircraft" / "split" / "shots4_seed0.csv")
+    assert set(split["class_name"]) == {"707-320", "F/A-18", ".Falcon 2000"}

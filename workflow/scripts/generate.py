@@ -6,4 +6,4 @@ p, wc = snakemake.params, snakemake.wildcards
 stages.generate_part(snakemake.input.adapter or None, p.classes, snakemake.output.index,
                      models=p.models, method=p.method, alpha=p.alpha, num_images=p.num_images,
                      settings=p.settings, seed=int(wc.seed), prompt_prefix=p.prompt_prefix, device=p.device,
-                     split_csv=snakemake.input.split, all_classes=p.all_classes)
+                     split_csv=snakemake.input.split, all_classes=p.all_classes, names=p.names)

@@ -2,5 +2,6 @@ from ChimeraPipe import stages
 from ChimeraPipe.runtime import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-wc = snakemake.wildcards
-stages.split(snakemake.params.root, snakemake.params.classes, int(wc.shots), int(wc.seed), snakemake.output[0])
+p, wc = snakemake.params, snakemake.wildcards
+stages.split(snakemake.input.table, p.classes, int(wc.shots), int(wc.seed), snakemake.output[0],
+             shots_file=p.shots_file, root=p.root)

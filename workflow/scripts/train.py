@@ -4,4 +4,4 @@ from ChimeraPipe.runtime import start_job
 start_job(snakemake.log[0], snakemake.threads)
 p = snakemake.params
 stages.train_part(snakemake.input.views, p.classes, snakemake.output.index, models=p.models,
-                  train_settings=p.train, prompt_prefix=p.prompt_prefix, device=p.device)
+                  train_settings=p.train, prompt_prefix=p.prompt_prefix, device=p.device, names=p.names)

@@ -1,0 +1,105 @@
+"""Datasets in CoOp's layout (DATASETS.md of the few-shot CLIP literature) with its fixed split file,
+split_zhou_<Name>.json = {"train" | "val" | "test": [[relative path, label, class name], ...]}."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .base import Layout, make_table
+
+
+@dataclass(frozen=True)
+class CoopDataset:
+    kind: str
+    split_file: str
+    image_dir: str                 # paths in the split file are relative to root/image_dir
+    expected: str                  # the whole standard layout, for error messages
+    prompt_prefix: str = ""
+    detect_noun: str = ""
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.kind, self.expected)
+
+    def _entries(self, root: Path) -> dict:
+        self.layout.require(root, self.split_file)
+        path = root / self.split_file
+        try:
+            entries = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise self.layout.error(root, f"{self.split_file} is not a readable JSON file ({err})") from None
+        if not isinstance(entries, dict) or "train" not in entries or "test" not in entries:
+            raise self.layout.error(root, f"{self.split_file} lacks the 'train' and 'test' lists")
+        return entries
+
+    def _classes(self, entries: dict, naming: str) -> tuple[list[str], dict[int, int]]:
+        """Display names in label order, and the map from the file's labels to ours (after drops)."""
+        coop: dict[int, str] = {}
+        folder: dict[int, str] = {}
+        for split in ("train", "val", "test"):
+            for rel, label, name in entries.get(split, []):
+                coop.setdefault(int(label), name)
+                folder.setdefault(int(label), re.split(r"[/\\]", rel)[0])
+        labels = sorted(coop)
+        names = [self.baseline_name(coop[label], folder[label]) if naming == "baseline" else coop[label]
+                 for label in labels]
+        return names, {old: new for new, old in enumerate(labels)}
+
+    def baseline_name(self, coop_name: str, folder: str) -> str:
+        """The baselines' spelling (DataDream / LoFT read the raw class names); CoOp's otherwise."""
+        return coop_name
+
+    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+        return self._classes(self._entries(root), naming)[0]
+
+    def table(self, root: Path, naming: str = "baseline", **_) -> pd.DataFrame:
+        self.layout.require(root, self.image_dir.rstrip("/") + "/", self.split_file)  # what the reader reads
+        entries = self._entries(root)
+        names, relabel = self._classes(entries, naming)
+        images = root / self.image_dir
+        rows = [(split, str(images / rel), relabel[int(label)])
+                for split in ("train", "val", "test") for rel, label, _ in entries.get(split, [])
+                if int(label) in relabel]
+        return make_table(rows, names)
+
+
+class EuroSat(CoopDataset):
+    def baseline_name(self, coop_name, folder):
+        return folder  # "AnnualCrop", not CoOp's "Annual Crop Land"
+
+
+class StanfordCars(CoopDataset):
+    def baseline_name(self, coop_name, folder):
+        year = re.match(r"^((?:19|20)\d\d) (.+)$", coop_name)  # CoOp puts the year first
+        return f"{year.group(2)} {year.group(1)}" if year else coop_name
+
+
+class Caltech101(CoopDataset):
+    def baseline_name(self, coop_name, folder):
+        return folder  # the raw folder names ("airplanes", "Faces", "Leopards", ...), not CoOp's renames
+
+
+COOP_DATASETS = {
+    "caltech101": Caltech101("caltech101", "split_zhou_Caltech101.json", "101_ObjectCategories",
+                             "101_ObjectCategories/, split_zhou_Caltech101.json"),
+    "oxford_pets": CoopDataset("oxford_pets", "split_zhou_OxfordPets.json", "images",
+                               "images/, annotations/, split_zhou_OxfordPets.json", "pet "),
+    "stanford_cars": StanfordCars("stanford_cars", "split_zhou_StanfordCars.json", ".",
+                                  "cars_train/, cars_test/, devkit/, cars_test_annos_withlabels.mat, "
+                                  "split_zhou_StanfordCars.json", "car ", "car"),
+    "flowers102": CoopDataset("flowers102", "split_zhou_OxfordFlowers.json", "jpg",
+                              "jpg/, imagelabels.mat, cat_to_name.json, split_zhou_OxfordFlowers.json",
+                              "flower ", "flower"),
+    "food101": CoopDataset("food101", "split_zhou_Food101.json", "images",
+                           "images/, meta/, split_zhou_Food101.json", "food ", "food"),
+    "dtd": CoopDataset("dtd", "split_zhou_DescribableTextures.json", "images",
+                       "images/, imdb/, labels/, split_zhou_DescribableTextures.json", "texture "),
+    "eurosat": EuroSat("eurosat", "split_zhou_EuroSAT.json", "2750", "2750/, split_zhou_EuroSAT.json",
+                       "satellite "),
+    "sun397": CoopDataset("sun397", "split_zhou_SUN397.json", "SUN397", "SUN397/, split_zhou_SUN397.json",
+                          "scene "),
+}

@@ -1,0 +1,177 @@
+"""Miniature replicas of each dataset in its official file layout and formats (JSON split files, txt
+lists, CSV ground truth, pickle batches, image folders): what the tests read, what the DAG benchmark
+plans, and a way to try a kind without downloading it. Class names include the awkward ones of the
+real datasets ('F/A-18', 'Ram C/V Cargo Van Minivan 2012', a leading dot, unicode)."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .official import ISIC_CLASSES
+
+# (CoOp display name, raw folder or file stem) per kind: the replicas' default classes.
+COOP_CLASSES = {
+    "caltech101": [("airplane", "airplanes"), ("face", "Faces"), ("dalmatian", "dalmatian")],
+    "oxford_pets": [("abyssinian", "Abyssinian"), ("great pyrenees", "great_pyrenees"), ("pug", "pug")],
+    "stanford_cars": [("2012 Ram C/V Cargo Van Minivan", ""), ("2012 Tesla Model S Sedan", ""),
+                      ("2000 AM General Hummer SUV", "")],
+    "flowers102": [("pink primrose", ""), ("hard-leaved pocket orchid", ""), ("canterbury bells", "")],
+    "food101": [("apple pie", "apple_pie"), ("crème brûlée", "creme_brulee"), ("pho", "pho")],
+    "dtd": [("banded", "banded"), ("blotchy", "blotchy"), ("zigzagged", "zigzagged")],
+    "eurosat": [("Annual Crop Land", "AnnualCrop"), ("Forest", "Forest"), ("Herbaceous Vegetation Land",
+                                                                          "HerbaceousVegetation")],
+    "sun397": [("abbey", "a/abbey"), ("airplane cabin", "a/airplane_cabin"), ("apse indoor", "a/apse/indoor")],
+}
+AIRCRAFT_CLASSES = ["707-320", "F/A-18", ".Falcon 2000"]
+SPLIT_COUNTS = {"train": 5, "val": 2, "test": 2}
+
+
+def _image(path: Path, rng: np.random.Generator, size: tuple[int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+
+
+def _coop_rel(kind: str, folder: str, label: int, index: int, counter: list[int]) -> str:
+    """Relative image path as the kind's split file writes it."""
+    counter[0] += 1
+    if kind == "oxford_pets":
+        return f"{folder}_{index + 1}.jpg"
+    if kind == "stanford_cars":
+        return f"cars_{'train' if counter[0] % 2 else 'test'}/{counter[0]:05d}.jpg"
+    if kind == "flowers102":
+        return f"image_{counter[0]:05d}.jpg"
+    if kind == "dtd":
+        return f"{folder}/{folder}_{index + 1:04d}.jpg"
+    if kind == "eurosat":
+        return f"{folder}/{folder}_{index + 1}.jpg"
+    if kind == "sun397":
+        return f"{folder}/sun_{counter[0]:06d}.jpg"
+    return f"{folder}/image_{index + 1:04d}.jpg"  # caltech101, food101
+
+
+def write_coop(kind: str, root: Path, classes: list[tuple[str, str]] | None = None, counts: dict | None = None,
+               images: bool = True, size: tuple[int, int] = (40, 30), seed: int = 0) -> Path:
+    from .coop import COOP_DATASETS
+
+    spec = COOP_DATASETS[kind]
+    classes = classes or COOP_CLASSES[kind]
+    counts = counts or SPLIT_COUNTS
+    rng, counter, index = np.random.default_rng(seed), [0], {}
+    entries = {split: [] for split in counts}
+    for split, count in counts.items():
+        for label, (name, folder) in enumerate(classes):
+            for _ in range(count):
+                i = index[label] = index.get(label, -1) + 1
+                rel = _coop_rel(kind, folder, label, i, counter)
+                entries[split].append([rel, label, name])
+                if images:
+                    _image(root / spec.image_dir / rel, rng, size)
+    (root / spec.image_dir).mkdir(parents=True, exist_ok=True)
+    (root / spec.split_file).write_text(json.dumps(entries))
+    if kind == "flowers102":
+        (root / "cat_to_name.json").write_text(json.dumps({str(i + 1): n for i, (n, _) in enumerate(classes)}))
+    return root
+
+
+def write_aircraft(root: Path, classes: list[str] | None = None, counts: dict | None = None, images: bool = True,
+                   seed: int = 0) -> Path:
+    classes, counts = classes or AIRCRAFT_CLASSES, counts or SPLIT_COUNTS
+    rng, next_id = np.random.default_rng(seed), 1000000
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "variants.txt").write_text("\n".join(classes) + "\n")
+    for split, count in counts.items():
+        lines = []
+        for name in classes:
+            for _ in range(count):
+                next_id += 1
+                lines.append(f"{next_id:07d} {name}")
+                if images:
+                    _image(root / "images" / f"{next_id:07d}.jpg", rng, (48, 32))
+        (root / f"images_variant_{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_isic(root: Path, counts: dict | None = None, with_test: bool = True, images: bool = True,
+               seed: int = 0) -> Path:
+    counts, codes = counts or SPLIT_COUNTS, list(ISIC_CLASSES)
+    rng, n = np.random.default_rng(seed), 0
+    for split, part in (("train", "Training"), ("val", "Validation"), ("test", "Test")):
+        if split == "test" and not with_test:
+            continue
+        rows = []
+        for label, _ in enumerate(codes):
+            for _ in range(counts[split]):
+                n += 1
+                name = f"ISIC_{n:07d}"
+                rows.append({"image": name, **{c: float(c == codes[label]) for c in codes}})
+                if images:
+                    _image(root / f"ISIC2018_Task3_{part}_Input" / f"{name}.jpg", rng, (60, 45))
+        truth = root / f"ISIC2018_Task3_{part}_GroundTruth" / f"ISIC2018_Task3_{part}_GroundTruth.csv"
+        truth.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(truth, index=False)
+    return root
+
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_cifar10(root: Path, per_class: int = 2, seed: int = 0) -> Path:
+    """cifar-10-batches-py as the official archive holds it: 5 train batches, a test batch, batches.meta."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [label for label in range(10) for _ in range(per_class)]
+        batch = {b"batch_label": name.encode(), b"labels": labels,
+                 b"data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8),
+                 b"filenames": [f"{name}_{i}.png".encode() for i in range(len(labels))]}
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle, protocol=2)
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [n.encode() for n in CIFAR_CLASSES], b"num_vis": 3072}, handle, protocol=2)
+    return root
+
+
+def write_imagefolder(root: Path, classes: list[str] | None = None, counts: dict | None = None,
+                      seed: int = 0) -> Path:
+    classes, counts = classes or ["circle", "square"], counts or SPLIT_COUNTS
+    rng = np.random.default_rng(seed)
+    for split, count in counts.items():
+        for name in classes:
+            for i in range(count):
+                _image(root / split / name / f"{i:03d}.png", rng, (40, 40))
+    return root
+
+
+def numbered_classes(kind: str, count: int):
+    """`count` made-up classes in the kind's own naming, for replicas at a real dataset's class count."""
+    if kind == "fgvc_aircraft":
+        return [f"Variant {i:03d}" for i in range(count)]
+    if kind == "stanford_cars":
+        return [(f"2012 Make Model {i:03d}", "") for i in range(count)]
+    if kind == "sun397":
+        return [(f"scene {i:03d}", f"s/scene_{i:03d}") for i in range(count)]
+    return [(f"class {i:03d}", f"class_{i:03d}") for i in range(count)]
+
+
+def write_replica(kind: str, root: str | Path, n_classes: int | None = None, **options) -> Path:
+    """A miniature replica of dataset `kind` at root (created); `n_classes` made-up classes instead of the
+    default awkward few (kinds with a fixed class list, ISIC and CIFAR-10, ignore it)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if n_classes is not None and kind not in ("isic2018", "cifar10"):
+        options["classes"] = numbered_classes(kind, n_classes)
+    if kind == "fgvc_aircraft":
+        return write_aircraft(root, **options)
+    if kind == "isic2018":
+        return write_isic(root, **options)
+    if kind == "cifar10":
+        return write_cifar10(root, **options)
+    if kind == "imagefolder":
+        return write_imagefolder(root, **options)
+    return write_coop(kind, root, **options)
