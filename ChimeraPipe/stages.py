@@ -222,9 +222,8 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
     return pd.concat(parts, ignore_index=True)
 
 
-def split_rows(table_csv: str, split: str, classes: list[str]) -> pd.DataFrame:
+def split_rows(table: pd.DataFrame, split: str, classes: list[str]) -> pd.DataFrame:
     """The table's rows of one split for `classes`, labelled by position in `classes` (path, class, label)."""
-    table = pd.read_csv(table_csv)
     rows = table[(table["split"] == split) & table["class"].isin(classes)].copy()
     rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)})
     return rows.reset_index(drop=True)
@@ -240,7 +239,7 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
     table = classifier_table(split_csv, manifests, classes, cfg.with_real)
     val = None
     if cfg.select == "val":
-        val = split_rows(table_csv, "val", classes) if table_csv else pd.DataFrame()
+        val = split_rows(pd.read_csv(table_csv), "val", classes) if table_csv else pd.DataFrame()
         if val.empty:
             raise datasets.DatasetLayoutError(f"{table_csv}: the dataset has no val split for classify.select = val")
     train_classifier(model_location(models, "clip"), table, [prompt_of(c, names, prompt_prefix) for c in classes],
@@ -251,8 +250,9 @@ def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str,
              tags: dict | None = None, device: str = "auto") -> None:
     """Accuracy on the dataset's test split (its val split where it has no test split, e.g. ISIC without
     the Test part; `eval_split` in the result says which)."""
-    which = datasets.eval_split(pd.read_csv(table_csv, usecols=["split"]))
-    rows = split_rows(table_csv, which, classes)
+    table = pd.read_csv(table_csv)
+    which = datasets.eval_split(table)
+    rows = split_rows(table, which, classes)
     if rows.empty:
         raise datasets.DatasetLayoutError(f"{table_csv}: no {which} images for classes {classes[:3]}...")
     evaluate_classifier(classifier, rows, classes, out_json, out_predictions, pick_device(device),

@@ -36,7 +36,7 @@ def _image(path: Path, rng: np.random.Generator, size: tuple[int, int]) -> None:
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
 
 
-def _coop_rel(kind: str, folder: str, label: int, index: int, counter: list[int]) -> str:
+def _coop_rel(kind: str, folder: str, index: int, counter: list[int]) -> str:
     """Relative image path as the kind's split file writes it."""
     counter[0] += 1
     if kind == "oxford_pets":
@@ -67,7 +67,7 @@ def write_coop(kind: str, root: Path, classes: list[tuple[str, str]] | None = No
         for label, (name, folder) in enumerate(classes):
             for _ in range(count):
                 i = index[label] = index.get(label, -1) + 1
-                rel = _coop_rel(kind, folder, label, i, counter)
+                rel = _coop_rel(kind, folder, i, counter)
                 entries[split].append([rel, label, name])
                 if images:
                     _image(root / spec.image_dir / rel, rng, size)
