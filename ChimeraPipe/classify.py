@@ -228,8 +228,6 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
 
     logit_scale = model.logit_scale.exp().detach()
     mixing = torch.Generator().manual_seed(cfg.seed + 1)
-    autocast = {"device_type": device.split(":")[0], "dtype": precision.autocast,
-                "enabled": precision.autocast is not None}
     it, history, val_accuracy, best = 0, [], [], None
     for epoch in tqdm(range(cfg.epochs), desc="classifier epochs", mininterval=5):
         running, seen = 0.0, 0
@@ -238,7 +236,7 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
                 group["lr"] = cfg.lr * warmup_cosine(it, total, warmup, floor=cfg.min_lr / cfg.lr)
             images, targets = mix_batch(images, labels, len(prompts), cfg.mix_prob, mixing)
             images, targets, is_real = images.to(device), targets.to(device), is_real.to(device)
-            with torch.autocast(**autocast):
+            with precision.autocast_on(device):
                 text = class_text_features(model, tokenizer, prompts, device)  # the head trains with the text LoRA
                 logits = logit_scale * F.normalize(model.encode_image(images), dim=-1) @ text.T
             per_sample = F.cross_entropy(logits.float(), targets, reduction="none")
@@ -253,7 +251,7 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
         history.append(running / seen)
         if cfg.select == "val":
             model.eval()
-            with torch.no_grad(), torch.autocast(**autocast):
+            with torch.no_grad(), precision.autocast_on(device):
                 text = class_text_features(model, tokenizer, prompts, device)
                 correct = np.asarray(predict(model, preprocess, text, list(val["path"]), device)) == val["label"]
             model.train()
@@ -280,8 +278,7 @@ def evaluate_classifier(classifier_path: str | Path, test: pd.DataFrame, classes
     inject_clip_lora(model, cfg["rank"], cfg["lora_alpha"], cfg["dropout"])
     load_lora_state_dict(model, load_tensors(classifier_path))
     model.to(device).eval()
-    amp = resolve_precision(device, cfg.get("precision", "auto")).autocast
-    with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None):
+    with resolve_precision(device, cfg.get("precision", "auto")).autocast_on(device):
         text = class_text_features(model, tokenizer, meta["prompts"], device)
         predictions = predict(model, preprocess, text, list(test["path"]), device, batch_size)
     result = test[["class", "label", "path"]].copy()

@@ -94,14 +94,16 @@ class WorkflowConfig:
         table = self._class_table(name)
         return {c: table[c] for c in (classes if classes is not None else self.classes(name))}
 
+    def _kind_default(self, name: str, key: str) -> str:
+        """A dataset setting as set, else its kind's default (the anchors' value)."""
+        return self.dataset(name).get(key, getattr(datasets.reader(self.dataset_kind(name)), key))
+
     def prompt_prefix(self, name: str) -> str:
-        """The dataset's domain word in 'a {prefix}photo of a {class}': set, or the kind's (the anchors')."""
-        settings = self.dataset(name)
-        return settings.get("prompt_prefix", datasets.reader(self.dataset_kind(name)).prompt_prefix)
+        """The dataset's domain word in 'a {prefix}photo of a {class}'."""
+        return self._kind_default(name, "prompt_prefix")
 
     def detect_noun(self, name: str) -> str:
-        settings = self.dataset(name)
-        return settings.get("detect_noun", datasets.reader(self.dataset_kind(name)).detect_noun)
+        return self._kind_default(name, "detect_noun")
 
     @functools.cache
     def parts(self, name: str) -> dict[str, list[str]]:

@@ -92,15 +92,13 @@ def sample_crop(
         raise ValueError(f"image_size must be positive, got {image_size}")
     rng = np.random.default_rng(seed)
     short = min(width, height)
+    box = clip_box(box, image_size)
     if mode == "center":
-        left, top, flip = (width - short) / 2, (height - short) / 2, False
-        x0, y0, x1, y1 = clip_box(box, image_size)
-        return _spec(left, top, short, (x0, y0, x1, y1), out_size, flip)
+        return _spec((width - short) / 2, (height - short) / 2, short, box, out_size, False)
     if mode == "random":
-        left, top = rng.uniform(0, width - short), rng.uniform(0, height - short)
-        return _spec(left, top, short, clip_box(box, image_size), out_size, False)
+        return _spec(rng.uniform(0, width - short), rng.uniform(0, height - short), short, box, out_size, False)
 
-    x0, y0, x1, y1 = clip_box(box, image_size)
+    x0, y0, x1, y1 = box
     hull = max(x1 - x0, y1 - y0)
     side = max(short * rng.uniform(lo_scale, hi_scale), hull)
     starts = []
@@ -110,7 +108,7 @@ def sample_crop(
         start = mid + rng.uniform(-half, half) if half > 0 else mid
         starts.append(min(max(start, lo), hi))  # guards float round-off at the interval's ends
     flip = bool(rng.random() < flip_prob)
-    return _spec(*starts, side, (x0, y0, x1, y1), out_size, flip)
+    return _spec(*starts, side, box, out_size, flip)
 
 
 def _spec(left: float, top: float, side: float, box: Box, out_size: int, flip: bool) -> CropSpec:

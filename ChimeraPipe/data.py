@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
-from .datasets import DatasetLayoutError, dataset_classes, dataset_table, draw_shots
+from .datasets import DatasetLayoutError, dataset_classes, dataset_table, draw_shots, split_rows
 from .images import load_rgb
 from .io import atomic_dir
 
@@ -26,10 +26,7 @@ def class_names(root: str | Path) -> list[str]:
 
 def scan_split(root: str | Path, split: str, classes: list[str]) -> pd.DataFrame:
     """All images of an ImageFolder split: columns class, label, path (label = index in `classes`)."""
-    table = dataset_table("imagefolder", root)
-    rows = table[(table["split"] == split) & table["class"].isin(classes)].copy()
-    rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)})
-    return rows[["class", "label", "path"]].reset_index(drop=True)
+    return split_rows(dataset_table("imagefolder", root), split, classes)[["class", "label", "path"]]
 
 
 def choose_shots(root: str | Path, classes: list[str], shots: int, seed: int) -> pd.DataFrame:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
 
 def pick_device(spec: str = "auto") -> str:
     if spec == "auto":
@@ -30,12 +32,16 @@ class Precision:
     def name(self) -> str:
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast]
 
+    def autocast_on(self, device: str) -> torch.autocast:
+        """The autocast context of this precision on `device` (disabled for fp32)."""
+        return torch.autocast(device.split(":")[0], dtype=self.autocast, enabled=self.autocast is not None)
+
 
 def resolve_precision(device: str, precision: str = "auto", bf16_supported: bool | None = None) -> Precision:
     """auto: bf16 on GPUs that have it (A100, H100), fp16 with loss scaling on those that don't (V100,
     T4); CPU always runs fp32. `bf16_supported` defaults to asking the current GPU."""
-    if precision not in ("auto", "fp32", "fp16", "bf16"):
-        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32" or not device.startswith("cuda"):
         return Precision(None, False)
     if precision == "auto":

@@ -12,8 +12,6 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
 
 @dataclass
 class LoraTrainConfig:
@@ -63,7 +61,7 @@ class ClassifierConfig:
 
 @dataclass
 class GenerationSettings:
-    """Everything of the generate section; `pixel_settings` says which of it changes the images."""
+    """Everything of the generate section; `generate.pixel_fingerprint` says which of it changes pixels."""
     guidance_scale: float = 2.0
     steps: int = 50
     batch_size: int = 8

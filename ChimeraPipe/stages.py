@@ -39,9 +39,14 @@ def shots_by_class(split_csv: str | Path, classes: list[str]) -> dict[str, pd.Da
     return shots
 
 
+def display_name(cls: str, names: dict | None) -> str:
+    """A class's display name (the class id itself when no names are given)."""
+    return (names or {}).get(cls, cls)
+
+
 def prompt_of(cls: str, names: dict | None, prefix: str = "") -> str:
-    """The class prompt from its display name (the class id when no names are given)."""
-    return class_prompt((names or {}).get(cls, cls), prefix)
+    """The class prompt from its display name."""
+    return class_prompt(display_name(cls, names), prefix)
 
 
 def dataset_table(kind: str, root: str, out_csv: str, *, naming: str = "baseline", on_missing: str = "error",
@@ -93,7 +98,7 @@ def detect_part(split_csv: str, classes: list[str], backend: str, out_csv: str, 
     frames, rows = [], []
     for cls in classes:
         paths = list(shots[cls]["path"])
-        frames.append(boxes_of(paths, (names or {}).get(cls, cls)).assign(**{"class": cls}))
+        frames.append(boxes_of(paths, display_name(cls, names)).assign(**{"class": cls}))
         rows.append((cls, paths))
     boxes = pd.concat(frames, ignore_index=True)
     boxes = boxes[["class"] + [c for c in boxes.columns if c != "class"]]
@@ -222,13 +227,6 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
     return pd.concat(parts, ignore_index=True)
 
 
-def split_rows(table: pd.DataFrame, split: str, classes: list[str]) -> pd.DataFrame:
-    """The table's rows of one split for `classes`, labelled by position in `classes` (path, class, label)."""
-    rows = table[(table["split"] == split) & table["class"].isin(classes)].copy()
-    rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)})
-    return rows.reset_index(drop=True)
-
-
 def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
              settings: dict, prompt_prefix: str = "", seed: int = 0, device: str = "auto",
              table_csv: str | None = None, names: dict | None = None) -> None:
@@ -239,7 +237,7 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
     table = classifier_table(split_csv, manifests, classes, cfg.with_real)
     val = None
     if cfg.select == "val":
-        val = split_rows(pd.read_csv(table_csv), "val", classes) if table_csv else pd.DataFrame()
+        val = datasets.split_rows(pd.read_csv(table_csv), "val", classes) if table_csv else pd.DataFrame()
         if val.empty:
             raise datasets.DatasetLayoutError(f"{table_csv}: the dataset has no val split for classify.select = val")
     train_classifier(model_location(models, "clip"), table, [prompt_of(c, names, prompt_prefix) for c in classes],
@@ -252,7 +250,7 @@ def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str,
     the Test part; `eval_split` in the result says which)."""
     table = pd.read_csv(table_csv)
     which = datasets.eval_split(table)
-    rows = split_rows(table, which, classes)
+    rows = datasets.split_rows(table, which, classes)
     if rows.empty:
         raise datasets.DatasetLayoutError(f"{table_csv}: no {which} images for classes {classes[:3]}...")
     evaluate_classifier(classifier, rows, classes, out_json, out_predictions, pick_device(device),

@@ -146,7 +146,6 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
 
     image_index = torch.arange(n_images).repeat_interleave(cfg.batch_per_image)   # [batch]
     one_hot = F.one_hot(image_index, n_images).float() if heads > 1 else torch.ones(len(image_index), 1)
-    amp = precision.autocast
     unet.train()
     losses = []
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train lora", mininterval=5)
@@ -161,7 +160,7 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
         timesteps = torch.randint(scheduler.config.num_train_timesteps, (len(image_index),), generator=generator)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         embedding = text_encoder(tokens)[0] if cfg.text_encoder_lora else fixed_embedding
-        with torch.autocast(device.split(":")[0], dtype=amp, enabled=amp is not None), \
+        with precision.autocast_on(device), \
                 head_weights(unet, one_hot):
             pred = unet(noisy.to(device), timesteps.to(device),
                         encoder_hidden_states=embedding.expand(len(image_index), -1, -1)).sample

@@ -21,7 +21,7 @@ KINDS = {"imagefolder": ImageFolder(), **COOP_DATASETS, "fgvc_aircraft": FgvcAir
 NAMINGS = ("baseline", "coop")
 
 __all__ = ["COLUMNS", "KINDS", "DatasetLayoutError", "class_ids", "dataset_classes", "dataset_table", "draw_shots",
-           "eval_split", "reader", "safe_id"]
+           "eval_split", "reader", "safe_id", "split_rows"]
 
 
 def reader(kind: str):
@@ -70,6 +70,13 @@ def eval_split(table: pd.DataFrame) -> str:
     if (table["split"] == "val").any():
         return "val"
     raise DatasetLayoutError("the dataset has neither a test nor a val split to evaluate on")
+
+
+def split_rows(table: pd.DataFrame, split: str, classes: list[str]) -> pd.DataFrame:
+    """The table's rows of one split for `classes`, labelled by position in `classes`."""
+    rows = table[(table["split"] == split) & table["class"].isin(classes)].copy()
+    rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)})
+    return rows.reset_index(drop=True)
 
 
 def draw_shots(table: pd.DataFrame, classes: list[str], shots: int, seed: int,
