@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm lint install clean
+.PHONY: demo test test-report test-slurm lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	# Tiny models: start-up dominates, so one thread per job and two jobs at a time beats two threads each.
 	$(BIN)/snakemake --profile profiles/local --cores 2 --max-threads 1
-	@echo "Report: results/report/accuracy.md, sample grids: results/report/grids/"
+	@echo "Report: results/report/report.html (and report.md, tables/, figures/)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --ignore=tests/slurm
+
+# The demo's HTML report opened in headless Chromium (installed from Debian's packages when missing, as root).
+test-report: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	CHIMERAPIPE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests/test_workflow.py -k "report"
 
 # A real one-node SLURM cluster (root, Debian): start it, run the SLURM tests, always stop it.
 test-slurm: $(STAMP)

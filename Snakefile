@@ -24,12 +24,12 @@ include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/classify.smk"
 include: "rules/evaluate.smk"
+include: "rules/metrics.smk"
 include: "rules/report.smk"
 
 
 rule all:
     input:
-        f"{RESULTS}/report/accuracy.md",
+        f"{RESULTS}/report/report.html",
         f"{RESULTS}/report/accuracy.csv",
-        sample_grid_dirs(),
         box_quality_reports(),

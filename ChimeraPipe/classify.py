@@ -270,8 +270,10 @@ def train_classifier(clip_path: str, table: pd.DataFrame, prompts: list[str], ou
 @torch.no_grad()
 def evaluate_classifier(classifier_path: str | Path, test: pd.DataFrame, classes: list[str],
                         out_json: str | Path, out_predictions: str | Path, device: str = "cpu",
-                        batch_size: int = 64, tags: dict | None = None) -> dict:
-    """Accuracy overall and per class on the test split; predictions written beside."""
+                        batch_size: int = 64, tags: dict | None = None,
+                        groups: dict[str, list[str]] | None = None) -> dict:
+    """Accuracy overall and per class on the test split, and over each group of classes (`groups`: name ->
+    classes, e.g. head and tail); predictions written beside."""
     meta = json.loads(Path(classifier_path).with_suffix(".json").read_text())
     cfg = meta["config"]
     model, preprocess, tokenizer = load_clip(meta["clip"])
@@ -289,6 +291,8 @@ def evaluate_classifier(classifier_path: str | Path, test: pd.DataFrame, classes
     metrics = {"accuracy": float(correct.mean()),
                "mean_per_class_accuracy": float(np.nanmean(list(per_class.values()))),
                "per_class": per_class, "n_test": int(len(result)), "classifier": str(classifier_path),
+               "group_accuracy": {name: float(correct[result["class"].isin(members)].mean())
+                                  for name, members in (groups or {}).items()},
                "tags": tags or {}}
     write_csv(out_predictions, result)
     write_json(out_json, metrics)

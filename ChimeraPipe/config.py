@@ -2,10 +2,41 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 from . import data, datasets, models, parts, presets
-from .settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, canonical
+from .settings import (
+    ClassifierConfig,
+    CropSettings,
+    DetectSettings,
+    GenerationSettings,
+    LongtailSettings,
+    LoraTrainConfig,
+    MetricsSettings,
+    canonical,
+)
+
+FIXED_TAG = "fixed"   # the synthetic set of a method without a mixing dial (no alpha)
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def alpha_tag(alpha: float) -> str:
+    """'alpha0.5': short where that names the value exactly, else the float's full repr."""
+    short = f"{alpha:g}"
+    return f"alpha{short}" if float(short) == alpha else f"alpha{alpha!r}"
+
+
+def split_eval_tag(tag: str) -> tuple[str, int | None]:
+    """A classifier's tag -> (its synthetic set's generation tag, the volume per class): 'alpha1_n500' ->
+    ('alpha1', 500); 'real' -> ('real', None)."""
+    gen, sep, volume = tag.rpartition("_n")
+    if not sep or not volume.isdigit():
+        return tag, None
+    return gen, int(volume)
 
 
 class ConfigError(ValueError):
@@ -19,8 +50,6 @@ class WorkflowConfig:
         self.shots = int(config.get("shots", 4))
         self.seeds = list(config.get("seeds", [0]))
         self.methods = list(config.get("methods", ["real", "chimera"]))
-        self.alpha = float(config.get("alpha", 1.0))
-        self.num_images = int(config.get("num_images", 500))
         self.datasets = list(config["datasets"])
         self.classes_per_job = int(config.get("classes_per_job", 1))
         for kind in models.MODEL_KINDS:
@@ -30,10 +59,12 @@ class WorkflowConfig:
                     models.resolve_model(kind, spec, self.models_dir)
                 except models.ModelSpecError as err:
                     raise ConfigError(str(err)) from None
-        for name in self.methods:
+        for name in self.methods + [m for d in self.datasets for m in self.dataset(d).get("methods", [])]:
             self.method(name)  # unknown methods and misspelt train settings fail now, naming the key
-        self.generate_settings()
-        self.classify_settings()
+        for name in self.datasets:
+            self.alphas(name), self.volumes(name), self.longtail(name)
+        for section in ("generate", "classify", "crops", "detect", "metrics"):
+            getattr(self, f"{section}_settings")()
 
     @property
     def models_dir(self) -> str:
@@ -108,7 +139,7 @@ class WorkflowConfig:
     @functools.cache
     def parts(self, name: str) -> dict[str, list[str]]:
         """Part name -> classes: each per-class stage runs one job per part (see ChimeraPipe.parts)."""
-        return parts.partition(self.classes(name), self.classes_per_job)
+        return parts.partition(self.synth_classes(name), self.classes_per_job)
 
     def part_classes(self, name: str, part: str) -> list[str]:
         try:
@@ -148,18 +179,39 @@ class WorkflowConfig:
     @functools.cache
     def generate_settings(self) -> dict:
         """The generate section in full (generation size = crops.resolution): the generate rule's params."""
-        section = {**self.section("generate"), "resolution": self.section("crops").get("resolution", 512)}
+        section = {**self.section("generate"), "resolution": self.crops_settings()["resolution"]}
         return self._canonical(GenerationSettings, section, "generate")
 
     @functools.cache
-    def classify_settings(self) -> dict:
-        """The classify section in full, without the seed (each run's seed is its own)."""
+    def classify_settings(self, dataset: str | None = None) -> dict:
+        """The classify section in full, without the seed (each run's seed is its own). A long-tail
+        dataset's classifier always trains on its real images too (the head has no synthetic ones)."""
         settings = self._canonical(ClassifierConfig, self.section("classify"), "classify")
         settings.pop("seed")
+        if dataset is not None and self.longtail(dataset) is not None:
+            settings["with_real"] = True
+        return settings
+
+    @functools.cache
+    def crops_settings(self) -> dict:
+        return self._canonical(CropSettings, self.section("crops"), "crops")
+
+    @functools.cache
+    def detect_settings(self) -> dict:
+        return self._canonical(DetectSettings, self.section("detect"), "detect")
+
+    @functools.cache
+    def metrics_settings(self) -> dict:
+        settings = self._canonical(MetricsSettings, self.section("metrics"), "metrics")
+        from .metrics.features import EXTRACTORS
+
+        if settings["features"] not in EXTRACTORS:
+            raise ConfigError(f"metrics.features: unknown feature extractor {settings['features']!r}; "
+                              f"known: {sorted(EXTRACTORS)}")
         return settings
 
     def detect_backend(self, dataset: str) -> str:
-        return self.dataset(dataset).get("detect_backend") or self.raw.get("detect", {}).get("backend", "grounded_sam")
+        return self.dataset(dataset).get("detect_backend") or self.detect_settings()["backend"]
 
     def views_tag(self, method: str, dataset: str) -> str:
         """The view cache a LoRA method trains on: 'box-<detect backend>' for box-constrained crops
@@ -167,12 +219,112 @@ class WorkflowConfig:
         crop = self.method(method).get("crop", "box")
         return f"box-{self.detect_backend(dataset)}" if crop == "box" else crop
 
-    def alpha_for(self, method: str) -> float | None:
-        """alpha matters only to Dirichlet mixing; other methods must not re-run when it changes."""
-        return self.alpha if self.method(method).get("mixing") == "dirichlet" else None
+    # --- methods, sweeps and tags -------------------------------------------------------------------
+    # A method's synthetic set is generated once per generation tag ('alpha0.5' for Dirichlet mixing,
+    # FIXED_TAG otherwise) at the largest volume; each classifier trains on the first N images per class
+    # of it (tag 'alpha0.5_n100'), so a smaller volume is a prefix of the larger one.
 
-    def gen_tag(self, method: str) -> str:
-        return presets.generation_tag(self.method(method), self.alpha, self.num_images)
+    def methods_for(self, dataset: str) -> list[str]:
+        return list(self.dataset(dataset).get("methods", self.methods))
+
+    def _setting(self, dataset: str, key: str, default):
+        return self.dataset(dataset).get(key, self.raw.get(key, default))
+
+    @functools.cache
+    def alphas(self, dataset: str) -> list[float]:
+        values = sorted({float(a) for a in _as_list(self._setting(dataset, "alpha", 1.0))})
+        if not values or any(not a > 0 for a in values):
+            raise ConfigError(f"alpha: Dirichlet concentrations must be positive numbers, got {values}")
+        return values
+
+    @functools.cache
+    def volumes(self, dataset: str) -> list[int]:
+        values = sorted({int(n) for n in _as_list(self._setting(dataset, "num_images", 500))})
+        if not values or values[0] < 1:
+            raise ConfigError(f"num_images: synthetic images per class must be at least 1, got {values}")
+        return values
+
+    def num_images(self, dataset: str) -> int:
+        """Images generated per class: the largest volume (smaller ones are its prefixes)."""
+        return self.volumes(dataset)[-1]
+
+    def synth_tags(self, method: str, dataset: str) -> list[str]:
+        """Generation tags of a method's synthetic sets: one per alpha for Dirichlet mixing only."""
+        settings = self.method(method)
+        if settings["kind"] == "real":
+            return []
+        if settings.get("mixing") == "dirichlet":
+            return [alpha_tag(a) for a in self.alphas(dataset)]
+        return [FIXED_TAG]
+
+    def eval_tags(self, method: str, dataset: str) -> list[str]:
+        """Tags of a method's classifiers: 'real', or '<generation tag>_n<volume>' for each volume."""
+        if self.method(method)["kind"] == "real":
+            return ["real"]
+        return [f"{gen}_n{n}" for gen in self.synth_tags(method, dataset) for n in self.volumes(dataset)]
+
+    def alpha_of(self, method: str, gen: str) -> float | None:
+        """alpha matters only to Dirichlet mixing, read back from the generation tag; other methods must not
+        re-run when it changes."""
+        if self.method(method).get("mixing") != "dirichlet":
+            return None
+        if not gen.startswith("alpha"):
+            raise ConfigError(f"{method}: generation tag {gen!r} names no alpha")
+        return float(gen.removeprefix("alpha"))
+
+    # --- long-tail --------------------------------------------------------------------------------------
+
+    @functools.cache
+    def longtail(self, dataset: str) -> dict | None:
+        section = self.dataset(dataset).get("longtail")
+        if section is None:
+            return None
+        settings = self._canonical(LongtailSettings, section, f"datasets.{dataset}.longtail")
+        tail = settings["tail"]
+        if isinstance(tail, float) and not 0 < tail <= 1:
+            raise ConfigError(f"datasets.{dataset}.longtail.tail: a fraction in (0, 1], got {tail}")
+        return settings
+
+    @functools.cache
+    def tail_classes(self, dataset: str) -> list[str]:
+        """The tail: the listed classes (ids or display names), or the last `tail` share of the class list
+        (the head keeps floor(n * (1 - tail)) classes)."""
+        settings, classes = self.longtail(dataset), self.classes(dataset)
+        if settings is None:
+            return []
+        tail = settings["tail"]
+        if isinstance(tail, float):
+            return classes[math.floor(len(classes) * (1 - tail)):]
+        by_name = {display: cid for cid, display in self.class_names(dataset).items()}
+        unknown = [c for c in tail if c not in classes and c not in by_name]
+        if unknown:
+            raise ConfigError(f"datasets.{dataset}.longtail.tail: {unknown} are not classes of the dataset")
+        wanted = {by_name.get(c, c) for c in tail}
+        return [c for c in classes if c in wanted]
+
+    def class_groups(self, dataset: str) -> dict[str, list[str]]:
+        """head/tail class lists of a long-tail dataset (reported apart); {} otherwise."""
+        if self.longtail(dataset) is None:
+            return {}
+        tail = set(self.tail_classes(dataset))
+        return {"head": [c for c in self.classes(dataset) if c not in tail],
+                "tail": [c for c in self.classes(dataset) if c in tail]}
+
+    def tsne_class(self, dataset: str) -> str:
+        """The class of the dataset's t-SNE plot: its `tsne_class` (id or display name), else the first
+        class that has synthetic images."""
+        wanted, classes = self.dataset(dataset).get("tsne_class"), self.synth_classes(dataset)
+        if wanted is None:
+            return classes[0]
+        by_name = {display: cid for cid, display in self.class_names(dataset).items()}
+        cls = by_name.get(wanted, wanted)
+        if cls not in classes:
+            raise ConfigError(f"datasets.{dataset}.tsne_class: {wanted!r} is not a class with synthetic images")
+        return cls
+
+    def synth_classes(self, dataset: str) -> list[str]:
+        """Classes that get adapters and synthetic images: all, or the tail of a long-tail dataset."""
+        return self.tail_classes(dataset) if self.longtail(dataset) is not None else self.classes(dataset)
 
     def section(self, key: str) -> dict:
         return dict(self.raw.get(key, {}))

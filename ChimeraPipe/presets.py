@@ -60,11 +60,3 @@ def method_settings(name: str, overrides: dict | None = None, train_overrides: d
         settings["train"] = {**train, **(train_overrides or {})}
     return settings
 
-
-def generation_tag(settings: dict, alpha: float, num_images: int) -> str:
-    """Path tag of the synthetic set: only Dirichlet mixing depends on alpha."""
-    if settings["kind"] == "real":
-        return "real"
-    if settings.get("mixing") == "dirichlet":
-        return f"alpha{alpha:g}_n{num_images}"
-    return f"n{num_images}"

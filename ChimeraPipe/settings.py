@@ -1,4 +1,4 @@
-"""Settings of the train, generate and classify stages: their keys and defaults, stated once.
+"""Settings of the detect, crops, train, generate, classify and metrics stages: keys and defaults, stated once.
 
 Torch-free, so the Snakefile can check a config's sections while it plans. The schema
 (workflow/schemas/config.schema.yaml) lists the same keys with their types and leaves the defaults
@@ -49,7 +49,7 @@ class ClassifierConfig:
     weight_decay: float = 1e-4
     min_lr: float = 1e-8
     with_real: bool = False           # synthetic only, as the paper and LoFT; true: DataDream's real+synthetic mix
-    real_weight: float = 0.8          # loss weight of the real shots when mixed
+    real_weight: float | None = 0.8   # loss weight of the real images when mixed; None: one mean over all
     augment: str = "anchor"           # anchor (the anchors' strong list) or simple
     mix_prob: float = 0.2             # share of batches given CutMix or MixUp (LoFT's IS_MIX_AUG)
     lora_init: str = "kaiming"        # loralib's kaiming-uniform A (a = sqrt(5)); or gaussian
@@ -70,15 +70,50 @@ class GenerationSettings:
     clip_filter_max_factor: float = 4.0   # CLIP-filtered methods make at most this many candidates per image
 
 
+@dataclass
+class DetectSettings:
+    backend: str = "grounded_sam"         # grounded_sam, annotations (the dataset's boxes file), full (whole image)
+    box_threshold: float = 0.3
+    text_threshold: float = 0.25
+    max_side: int = 1333                  # Grounding-DINO's input cap (its processor's longest edge)
+    annotations_file: str = "boxes.csv"
+
+
+@dataclass
+class CropSettings:
+    views_per_image: int = 64
+    resolution: int = 512
+    scale_range: tuple[float, float] = (0.8, 1.0)   # crop side / the image's shorter side (grown to the box)
+    translate: float = 1.0
+    flip_prob: float = 0.5
+
+
+@dataclass
+class MetricsSettings:
+    """The gap metrics between synthetic and real images (docs/metrics.md)."""
+    features: str = "clip"                # the image embedding the metrics are computed in
+    k: int = 5                            # neighbours of precision/recall/density/coverage (Naeem et al. 2020)
+    tsne_perplexity: float = 30.0         # capped below a third of the points
+    batch_size: int = 64
+
+
+@dataclass
+class LongtailSettings:
+    """A dataset's long-tail split: head classes keep up to `head_max` real training images, tail classes
+    keep the run's K shots and get the methods' synthetic images."""
+    tail: float | list[str] = 0.5         # a fraction (the last share of the class list) or the tail classes
+    head_max: int = 500
+
+
 def _coerce(value, hint):
     """1 -> 1.0 for float settings, lists -> tuples for tuple settings; anything else as given."""
     args = typing.get_args(hint)
     if value is None:
         return None
+    if typing.get_origin(hint) is tuple and isinstance(value, list | tuple):
+        return tuple(float(v) if args[0] is float and isinstance(v, int) else v for v in value)
     if hint is float or (float in args and int not in args):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if typing.get_origin(hint) is tuple and isinstance(value, list):
-        return tuple(value)
     return value
 
 

@@ -13,9 +13,12 @@ from .classify import evaluate_classifier, train_classifier
 from .clip_filter import ClipFilter
 from .generate import RealGuidance, generate_class
 from .images import load_rgb
-from .io import atomic_dir, write_csv, write_text
+from .io import atomic_dir, write_csv, write_json, write_text
+from .metrics import embeddings, gap
+from .metrics.features import feature_extractor
+from .metrics.tsne import write_tsne_plot
 from .parts import PartIndexError, class_files, run_classes, write_index
-from .report import write_accuracy_table, write_image_grid, write_sample_grid
+from .report import build_report, write_image_grid, write_sample_grid
 from .runtime import class_prompt, file_digest, pick_device, stable_seed
 from .settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, settings_dataclass
 from .train import train_lora
@@ -214,12 +217,26 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
     write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "generate"))
 
 
-def classifier_table(split_csv: str, manifests: list[str], classes: list[str], with_real: bool) -> pd.DataFrame:
-    """Training images for the classifier: synthetic ones from the manifests, plus (or only) the real shots."""
+def longtail_train(table_csv: str, split_csv: str, head: list[str], tail: list[str], head_max: int, seed: int,
+                   out_csv: str) -> None:
+    """A long-tail dataset's real training images: up to `head_max` per head class, the run's shots per
+    tail class."""
+    write_csv(out_csv, datasets.draw_longtail(pd.read_csv(table_csv), pd.read_csv(split_csv), head, tail,
+                                              head_max, seed))
+
+
+def classifier_table(split_csv: str, manifests: list[str], classes: list[str], with_real: bool,
+                     per_class: int | None = None) -> pd.DataFrame:
+    """Training images for the classifier: synthetic ones from the manifests (the first `per_class` of each
+    class's set: smaller volumes are prefixes of the generated one), plus (or only) the real images."""
     label = {name: i for i, name in enumerate(classes)}
     parts = []
     for manifest in manifests:
         frame = pd.read_csv(manifest)
+        if per_class is not None:
+            if len(frame) < per_class:
+                raise ValueError(f"{manifest}: {len(frame)} images, fewer than the {per_class} asked for")
+            frame = frame.head(per_class)
         parts.append(pd.DataFrame({"path": frame["file"], "label": frame["class"].map(label), "real": False}))
     if with_real or not manifests:
         real = pd.read_csv(split_csv)
@@ -229,12 +246,13 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
 
 def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
              settings: dict, prompt_prefix: str = "", seed: int = 0, device: str = "auto",
-             table_csv: str | None = None, names: dict | None = None) -> None:
-    """Train the classifier of one method; with `select: val` the dataset's val split (from the table)
-    picks the epoch. The text head reads the classes' display names."""
+             table_csv: str | None = None, names: dict | None = None, num_images: int | None = None) -> None:
+    """Train the classifier of one method on the first `num_images` synthetic images per class (all when
+    None); with `select: val` the dataset's val split (from the table) picks the epoch. The text head reads
+    the classes' display names."""
     cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
     manifests = list(class_files(synth_indexes, "manifest").values())
-    table = classifier_table(split_csv, manifests, classes, cfg.with_real)
+    table = classifier_table(split_csv, manifests, classes, cfg.with_real, num_images)
     val = None
     if cfg.select == "val":
         val = datasets.split_rows(pd.read_csv(table_csv), "val", classes) if table_csv else pd.DataFrame()
@@ -245,20 +263,25 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
 
 
 def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str, out_predictions: str,
-             tags: dict | None = None, device: str = "auto") -> None:
+             tags: dict | None = None, device: str = "auto", groups: dict[str, list[str]] | None = None) -> None:
     """Accuracy on the dataset's test split (its val split where it has no test split, e.g. ISIC without
-    the Test part; `eval_split` in the result says which)."""
+    the Test part; `eval_split` in the result says which); `groups` (e.g. a long-tail dataset's head and
+    tail classes) are also scored apart."""
     table = pd.read_csv(table_csv)
     which = datasets.eval_split(table)
     rows = datasets.split_rows(table, which, classes)
     if rows.empty:
         raise datasets.DatasetLayoutError(f"{table_csv}: no {which} images for classes {classes[:3]}...")
     evaluate_classifier(classifier, rows, classes, out_json, out_predictions, pick_device(device),
-                        tags={**(tags or {}), "eval_split": which})
+                        tags={**(tags or {}), "eval_split": which}, groups=groups)
 
 
-def report(eval_jsons: list[str], out_csv: str, out_md: str) -> None:
-    write_accuracy_table(eval_jsons, out_csv, out_md)
+def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), tsne_pngs: list[str] = (),
+           grid_dirs: list[str] = (), box_quality_csvs: list[str] = ()) -> None:
+    """Every table and figure for what the run produced: out_dir/{accuracy.*, tables/, figures/, report.md,
+    report.html}."""
+    build_report(list(eval_jsons), list(gap_jsons), list(tsne_pngs), list(grid_dirs), list(box_quality_csvs),
+                 out_dir)
 
 
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],
@@ -281,3 +304,70 @@ def sample_grids(split_csv: str, classes: list[str], synth_indexes: dict[str, li
             real = list(shots[cls]["path"])
             synth = {method: list(pd.read_csv(files[cls])["file"])[:per_row] for method, files in manifests.items()}
             write_sample_grid(tmp / f"{cls}.png", real=real, synth=synth)
+
+
+# --- gap metrics ----------------------------------------------------------------------------------------
+
+def image_set(which: str, classes: list[str], *, table_csv: str | None = None, split_csv: str | None = None,
+              synth_indexes: list[str] | None = None) -> pd.DataFrame:
+    """(path, class) of an image set: the dataset's evaluation images ('test'), a run's shots ('shots') or
+    a synthetic set ('synth', every image its manifests list)."""
+    if which == "test":
+        table = pd.read_csv(table_csv)
+        return datasets.split_rows(table, datasets.eval_split(table), classes)[["path", "class"]]
+    if which == "shots":
+        rows = pd.read_csv(split_csv)
+        return rows[rows["class"].isin(classes)][["path", "class"]]
+    if which == "synth":
+        manifests = class_files(synth_indexes, "manifest")
+        frames = [pd.read_csv(manifests[c]).rename(columns={"file": "path"}).assign(**{"class": c})
+                  for c in classes if c in manifests]
+        return pd.concat(frames, ignore_index=True)[["path", "class"]]
+    raise ValueError(f"unknown image set {which!r}; expected test, shots or synth")
+
+
+def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: str = "auto",
+          batch_size: int = 64) -> None:
+    """Embeddings of an image set in the `features` space (one file per set, reused by every metric)."""
+    extractor = feature_extractor(features, models, pick_device(device), batch_size)
+    embeddings.write_embeddings(out, rows, extractor.embed_images(list(rows["path"])), features)
+
+
+def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | None = None, prompt_prefix: str = "",
+                  device: str = "auto") -> None:
+    """CLIP text embeddings of the class prompts (rows: prompt, class), for the CLIP score."""
+    prompts = [prompt_of(c, names, prompt_prefix) for c in classes]
+    extractor = feature_extractor("clip", models, pick_device(device))
+    embeddings.write_embeddings(out, pd.DataFrame({"path": prompts, "class": classes}),
+                                extractor.embed_texts(prompts), "clip")
+
+
+def gap_metrics(test: str, shots: str, synth: str, synth_clip: str, prompts: str, classes: list[str],
+                out_json: str, out_csv: str, *, k: int = 5, tags: dict | None = None) -> dict:
+    """Every gap metric of one synthetic set, per class (CSV) and summarised (JSON). The CLIP score reads
+    CLIP embeddings (`synth_clip`, `prompts`) whatever space the other metrics are computed in."""
+    frames, emb = {}, {}
+    for name, path in (("test", test), ("shots", shots), ("synth", synth)):
+        frames[name], emb[name] = embeddings.read_embeddings(path)
+    clip_rows, clip_emb = embeddings.read_embeddings(synth_clip)
+    if list(clip_rows["path"]) != list(frames["synth"]["path"]):
+        raise ValueError(f"{synth_clip}: not the images of {synth}")
+    prompt_rows, prompt_emb = embeddings.read_embeddings(prompts)
+    text = dict(zip(prompt_rows["class"], prompt_emb, strict=True))
+    per_class, summary = gap.dataset_gap(frames["test"], frames["shots"], frames["synth"], emb, text, classes, k,
+                                         synth_clip=clip_emb)
+    features = embeddings.features_of(synth)
+    write_csv(out_csv, per_class.assign(features=features))
+    result = {"summary": summary, "features": features, "tags": tags or {}}
+    write_json(out_json, result)
+    return result
+
+
+def tsne(test: str, shots: str, synth: dict[str, str], cls: str, out_png: str, *, seed: int = 0,
+         perplexity: float = 30.0, title: str = "") -> None:
+    """t-SNE of one class: real shots, real test images and each labelled synthetic set."""
+    groups = {}
+    for label, path in (("real test", test), ("real shots", shots), *synth.items()):
+        rows, emb = embeddings.read_embeddings(path)
+        groups[label] = emb[(rows["class"] == cls).to_numpy()]
+    write_tsne_plot(out_png, groups, title or cls, seed, perplexity)

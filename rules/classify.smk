@@ -1,6 +1,6 @@
 rule classify:
     input:
-        split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
+        split=real_training_images,
         table=f"{RESULTS}/{{dataset}}/table.csv",
         synth=synth_indexes,
         models=tiny_models("clip"),
@@ -11,7 +11,8 @@ rule classify:
         classes=lambda wc: CFG.classes(wc.dataset),
         names=lambda wc: CFG.class_names(wc.dataset),
         models=model_locations,
-        settings=CFG.classify_settings(),
+        settings=lambda wc: CFG.classify_settings(wc.dataset),
+        num_images=lambda wc: split_eval_tag(wc.gen)[1],
         prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
         device=config["device"],
     threads: 16

@@ -1,7 +1,10 @@
 # Glue between config and paths; all logic lives in the ChimeraPipe package.
 from pathlib import Path
 
-from ChimeraPipe.config import WorkflowConfig
+from ChimeraPipe.config import WorkflowConfig, split_eval_tag
+from ChimeraPipe.metrics.features import EXTRACTORS
+
+EXTRACTOR_MODEL = {name: extractor.model_kind for name, extractor in EXTRACTORS.items()}
 
 CFG = WorkflowConfig(config)
 RESULTS = CFG.results
@@ -18,6 +21,7 @@ wildcard_constraints:
     backend="grounded_sam|annotations|full",
     views="box-(grounded_sam|annotations|full)|center|random",
     kind="diffusion|clip|grounding_dino|sam",
+    features=r"[A-Za-z0-9_\-]+",
 
 
 # Input functions build paths with plain f-strings from the wildcards: at paper scale they run for every
@@ -76,29 +80,90 @@ def adapter_index_for(wc):
 
 
 def synth_indexes(wc, method=None, gen=None):
-    """The synthetic images' part indexes of one method (all parts of the dataset)."""
-    method, gen = method or wc.method, gen or wc.gen
+    """The synthetic images' part indexes of one method's set; `gen` is a generation tag or a classifier's
+    tag (whose volume is a prefix of the set)."""
+    method, gen = method or wc.method, split_eval_tag(gen or wc.gen)[0]
     if gen == "real":
         return []
     return [f"{run_dir(wc)}/synth/{method}/{gen}/parts/{part}.json" for part in CFG.parts(wc.dataset)]
 
 
-def synthetic_methods():
-    return [m for m in CFG.methods if CFG.method(m)["kind"] != "real"]
+def synthetic_methods(dataset):
+    return [m for m in CFG.methods_for(dataset) if CFG.method(m)["kind"] != "real"]
+
+
+def synthetic_sets(dataset):
+    """(method, generation tag) of every synthetic set of a dataset."""
+    return [(m, gen) for m in synthetic_methods(dataset) for gen in CFG.synth_tags(m, dataset)]
+
+
+def set_label(method, gen):
+    return method if gen == "fixed" else f"{method} {gen}"
+
+
+def set_labels(wc):
+    return [set_label(m, gen) for m, gen in synthetic_sets(wc.dataset)]
 
 
 def grid_inputs(wc):
+    """The split and each synthetic set's indexes as set0, set1, ... (labels: set_labels)."""
     return {"split": f"{RESULTS}/{wc.dataset}/split/shots{wc.shots}_seed{wc.seed}.csv",
-            **{m: synth_indexes(wc, m, CFG.gen_tag(m)) for m in synthetic_methods()}}
+            **{f"set{i}": synth_indexes(wc, m, gen) for i, (m, gen) in enumerate(synthetic_sets(wc.dataset))}}
+
+
+def real_training_images(wc):
+    """The classifier's real images: the run's shots, or a long-tail dataset's head + tail images."""
+    split = f"{RESULTS}/{wc.dataset}/split/shots{wc.shots}_seed{wc.seed}"
+    return f"{split}_longtail.csv" if CFG.longtail(wc.dataset) else f"{split}.csv"
+
+
+def runs():
+    """(dataset, seed) of every run the config asks for."""
+    return [(d, s) for d in CFG.datasets for s in CFG.seeds]
 
 
 def evaluations():
-    return [f"{RESULTS}/{d}/shots{CFG.shots}_seed{s}/eval/{m}/{CFG.gen_tag(m)}.json"
-            for d in CFG.datasets for s in CFG.seeds for m in CFG.methods]
+    return [f"{RESULTS}/{d}/shots{CFG.shots}_seed{s}/eval/{m}/{tag}.json"
+            for d, s in runs() for m in CFG.methods_for(d) for tag in CFG.eval_tags(m, d)]
 
 
 def sample_grid_dirs():
-    return [f"{RESULTS}/report/grids/{d}/shots{CFG.shots}_seed{s}" for d in CFG.datasets for s in CFG.seeds]
+    return [f"{RESULTS}/report/grids/{d}/shots{CFG.shots}_seed{s}" for d, s in runs() if synthetic_methods(d)]
+
+
+FEATURES = CFG.metrics_settings()["features"]
+
+
+def embedding_models(wc):
+    """The model a feature extractor loads, when it is a tiny one built by the workflow."""
+    return tiny_models(EXTRACTOR_MODEL.get(wc.features, "clip"))
+
+
+def synth_embedding(wc, method, gen, features=FEATURES):
+    return f"{run_dir(wc)}/embeddings/{features}/synth/{method}/{gen}.safetensors"
+
+
+def gap_inputs(wc):
+    return {"test": f"{RESULTS}/{wc.dataset}/embeddings/{FEATURES}/test.safetensors",
+            "shots": f"{run_dir(wc)}/embeddings/{FEATURES}/shots.safetensors",
+            "synth": synth_embedding(wc, wc.method, wc.gen),
+            "synth_clip": synth_embedding(wc, wc.method, wc.gen, "clip"),
+            "prompts": f"{RESULTS}/{wc.dataset}/embeddings/clip/prompts.safetensors"}
+
+
+def tsne_inputs(wc):
+    return {"test": f"{RESULTS}/{wc.dataset}/embeddings/{FEATURES}/test.safetensors",
+            "shots": f"{run_dir(wc)}/embeddings/{FEATURES}/shots.safetensors",
+            **{f"set{i}": synth_embedding(wc, m, gen) for i, (m, gen) in enumerate(synthetic_sets(wc.dataset))}}
+
+
+def gap_results():
+    return [f"{RESULTS}/{d}/shots{CFG.shots}_seed{s}/metrics/{m}/{gen}.json"
+            for d, s in runs() for m, gen in synthetic_sets(d)]
+
+
+def tsne_plots():
+    return [f"{RESULTS}/report/tsne/{d}_shots{CFG.shots}_seed{s}.png" for d, s in runs() if synthetic_methods(d)]
 
 
 QUALITY_BACKENDS = ("grounded_sam", "annotations", "full")

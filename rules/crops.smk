@@ -8,7 +8,7 @@ rule crops:
     params:
         classes=part_classes,
         models=model_locations,
-        settings=lambda wc: {**CFG.section("crops"), "mode": crop_mode(wc)},
+        settings=lambda wc: {**CFG.crops_settings(), "mode": crop_mode(wc)},
         device=config["device"],
     threads: 4
     resources:

@@ -42,6 +42,29 @@ rule dataset_table:
         "../workflow/scripts/dataset_table.py"
 
 
+rule longtail_train:
+    input:
+        table=f"{RESULTS}/{{dataset}}/table.csv",
+        split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
+    output:
+        f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}_longtail.csv",
+    params:
+        groups=lambda wc: CFG.class_groups(wc.dataset),
+        head_max=lambda wc: CFG.longtail(wc.dataset)["head_max"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    log:
+        f"{RESULTS}/logs/longtail_train/{{dataset}}/shots{{shots}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/longtail_train/{{dataset}}/shots{{shots}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/longtail_train.py"
+
+
 rule split:
     input:
         table=f"{RESULTS}/{{dataset}}/table.csv",

@@ -9,7 +9,7 @@ rule detect:
         classes=part_classes,
         root=lambda wc: CFG.dataset_root(wc.dataset),
         models=model_locations,
-        settings=lambda wc: {**CFG.section("detect"), "noun": CFG.detect_noun(wc.dataset)},
+        settings=lambda wc: {**CFG.detect_settings(), "noun": CFG.detect_noun(wc.dataset)},
         names=lambda wc: CFG.class_names(wc.dataset, CFG.part_classes(wc.dataset, wc.part)),
         device=config["device"],
     threads: 4

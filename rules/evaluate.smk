@@ -10,7 +10,8 @@ rule evaluate:
         classes=lambda wc: CFG.classes(wc.dataset),
         tags=lambda wc: {"dataset": wc.dataset, "method": wc.method, "synthetic": wc.gen,
                          "shots": int(wc.shots), "seed": int(wc.seed),
-                         "with_real": CFG.classify_settings()["with_real"] and wc.gen != "real"},
+                         "with_real": CFG.classify_settings(wc.dataset)["with_real"] and wc.gen != "real"},
+        groups=lambda wc: CFG.class_groups(wc.dataset),
         device=config["device"],
     threads: 8
     resources:

@@ -1,9 +1,17 @@
 rule report:
     input:
-        evaluations(),
+        evaluations=evaluations(),
+        gap=gap_results(),
+        tsne=tsne_plots(),
+        grids=sample_grid_dirs(),
+        box_quality=[p.replace(".md", ".csv") for p in box_quality_reports()],
     output:
         table=f"{RESULTS}/report/accuracy.csv",
         markdown=f"{RESULTS}/report/accuracy.md",
+        report=f"{RESULTS}/report/report.md",
+        html=f"{RESULTS}/report/report.html",
+        tables=directory(f"{RESULTS}/report/tables"),
+        figures=directory(f"{RESULTS}/report/figures"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -24,8 +32,8 @@ rule sample_grid:
     output:
         directory(f"{RESULTS}/report/grids/{{dataset}}/shots{{shots}}_seed{{seed}}"),
     params:
-        classes=lambda wc: CFG.classes(wc.dataset),
-        methods=synthetic_methods(),
+        classes=lambda wc: CFG.synth_classes(wc.dataset),
+        labels=set_labels,
     threads: 1
     resources:
         mem_mb=4000,
@@ -48,7 +56,7 @@ rule box_quality:
         markdown=f"{RESULTS}/report/box_quality/{{dataset}}_shots{{shots}}_seed{{seed}}.md",
     params:
         root=lambda wc: CFG.dataset_root(wc.dataset),
-        annotations_file=CFG.section("detect").get("annotations_file", "boxes.csv"),
+        annotations_file=CFG.detect_settings()["annotations_file"],
         backends=QUALITY_BACKENDS,
     threads: 1
     resources:

@@ -1,7 +1,7 @@
 """Method presets carry the reference implementations' settings; overrides merge as documented."""
 import pytest
 
-from ChimeraPipe.presets import FAMILY, PRESETS, generation_tag, method_settings
+from ChimeraPipe.presets import FAMILY, PRESETS, method_settings
 
 
 def test_presets_match_the_references():
@@ -59,12 +59,6 @@ def test_overrides_merge_and_do_not_leak():
     with pytest.raises(KeyError, match="unknown method"):
         method_settings("nope")
     assert method_settings("mine", {"kind": "lora", "train": {"share": "A"}})["train"] == {"share": "A"}
-
-
-def test_generation_tag_depends_on_alpha_only_for_dirichlet():
-    assert generation_tag(method_settings("chimera"), 0.5, 500) == "alpha0.5_n500"
-    assert generation_tag(method_settings("loft"), 0.5, 500) == "n500"
-    assert generation_tag(method_settings("real"), 0.5, 500) == "real"
 
 
 def test_unknown_settings_name_their_section():

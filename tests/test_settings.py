@@ -9,7 +9,17 @@ import yaml
 
 from ChimeraPipe.config import ConfigError, WorkflowConfig
 from ChimeraPipe.runtime import resolve_precision, warmup_cosine
-from ChimeraPipe.settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, canonical, settings_dataclass
+from ChimeraPipe.settings import (
+    ClassifierConfig,
+    CropSettings,
+    DetectSettings,
+    GenerationSettings,
+    LongtailSettings,
+    LoraTrainConfig,
+    MetricsSettings,
+    canonical,
+    settings_dataclass,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -24,7 +34,13 @@ def test_closed_schema_sections_list_exactly_the_settings():
     assert set(SCHEMA["$defs"]["train"]["properties"]) == fields(LoraTrainConfig)
     assert set(props["classify"]["properties"]) == fields(ClassifierConfig) - {"seed"}  # seed: the run's
     assert set(props["generate"]["properties"]) == fields(GenerationSettings) - {"resolution"}  # crops'
-    for section in (SCHEMA["$defs"]["train"], props["classify"], props["generate"]):
+    assert set(props["detect"]["properties"]) == fields(DetectSettings)
+    assert set(props["crops"]["properties"]) == fields(CropSettings)
+    assert set(props["metrics"]["properties"]) == fields(MetricsSettings)
+    longtail = props["datasets"]["additionalProperties"]["properties"]["longtail"]
+    assert set(longtail["properties"]) == fields(LongtailSettings)
+    for section in (SCHEMA["$defs"]["train"], props["classify"], props["generate"], props["detect"], props["crops"],
+                    props["metrics"], longtail):
         assert section["additionalProperties"] is False
         # Defaults live in the dataclasses only (schema defaults in train would override every preset).
         assert not any("default" in p for p in section["properties"].values())
@@ -38,6 +54,11 @@ def test_closed_schema_sections_list_exactly_the_settings():
 def test_canonical_settings_ignore_order_number_form_and_spelt_out_defaults(a, b):
     assert canonical(ClassifierConfig, a, "classify") == canonical(ClassifierConfig, b, "classify")
     assert list(canonical(ClassifierConfig, a, "classify")) == [f.name for f in dataclasses.fields(ClassifierConfig)]
+
+
+def test_canonical_crop_settings_type_the_scale_range():
+    assert canonical(CropSettings, {"scale_range": [0.8, 1]}, "crops")["scale_range"] == [0.8, 1.0]
+    assert canonical(CropSettings, {"scale_range": [0.8, 1]}, "crops") == canonical(CropSettings, {}, "crops")
 
 
 def test_canonical_train_settings_type_lists_and_floats():

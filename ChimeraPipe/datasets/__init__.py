@@ -102,6 +102,25 @@ def draw_shots(table: pd.DataFrame, classes: list[str], shots: int, seed: int,
     return pd.concat(picked, ignore_index=True)[["class", "class_name", "label", "path", "shot"]]
 
 
+def draw_longtail(table: pd.DataFrame, shots: pd.DataFrame, head: list[str], tail: list[str], head_max: int,
+                  seed: int) -> pd.DataFrame:
+    """A long-tail training set: each head class keeps up to `head_max` of its train images (a seeded draw,
+    in table order; all of them when it has fewer), each tail class only its K shots from `shots`."""
+    train = table[table["split"] == "train"]
+    rng = np.random.default_rng([seed, 1])   # a stream of its own: the shot draw stays as it was
+    picked = []
+    for cls in head:
+        pool = train[train["class"] == cls]
+        keep = np.sort(rng.choice(len(pool), size=min(head_max, len(pool)), replace=False))
+        picked.append(pool.iloc[keep].assign(group="head"))
+    for cls in tail:
+        rows = shots[shots["class"] == cls]
+        if rows.empty:
+            raise DatasetLayoutError(f"tail class {cls!r} has no shots")
+        picked.append(rows.assign(group="tail"))
+    return pd.concat(picked, ignore_index=True)[["class", "class_name", "label", "path", "group"]]
+
+
 def _listed_shots(train: pd.DataFrame, classes: list[str], shots: int, shots_file: Path,
                   root: str | Path | None) -> pd.DataFrame:
     if not shots_file.is_file():

@@ -22,7 +22,8 @@ from ChimeraPipe.train import LoraTrainConfig, train_lora
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = ["build_tiny_model", "demo_data", "split", "detect", "crops", "train", "generate", "classify",
-         "evaluate", "report", "sample_grid", "box_quality"]
+         "evaluate", "report", "sample_grid", "box_quality", "embed_test", "embed_shots", "embed_synth",
+         "embed_prompts", "gap_metrics", "tsne", "dataset_table"]
 
 
 READY_STATES = ("idle", "mixed", "allocated", "mix", "alloc")  # sinfo %T long names, %t short
@@ -89,9 +90,11 @@ def slurm_snakemake(config: Path, *extra: str, targets: tuple[str, ...] = ()) ->
 def write_config(root: Path, **changes) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     results = root / "results"
-    config.update({"results": str(results), "methods": ["real", "chimera"], "num_images": 4,
-                   "train": {"steps": 12, "checkpoint_every": 5}, **changes})
-    # Two classes keep the job count (and SLURM's per-layer scheduling latency) small on a 2-core node.
+    config.update({"results": str(results), "methods": ["real", "chimera"], "num_images": 4, "alpha": 1.0,
+                   "classes_per_job": 1, "train": {"steps": 12, "checkpoint_every": 5}, **changes})
+    # One dataset of two classes keeps the job count (and SLURM's per-layer scheduling latency) small on a
+    # 2-core node; one class per job, so a part is a class.
+    del config["datasets"]["shapes_longtail"]
     config["datasets"]["shapes"].update(root=str(results / "data" / "shapes"), classes=["circle", "square"])
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -112,13 +115,14 @@ def test_demo_runs_on_slurm_with_accounting(tmp_path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     results = tmp_path / "results"
     table = pd.read_csv(results / "report" / "accuracy.csv")
-    assert sorted(table.method) == ["chimera", "real"]
-    manifest = pd.read_csv(results / "shapes" / "shots4_seed0" / "synth" / "chimera" / "alpha1_n4" / "circle" /
+    assert sorted(set(table["row"])) == ["chimera (α=1)", "real"]
+    assert (results / "report" / "report.html").is_file()
+    manifest = pd.read_csv(results / "shapes" / "shots4_seed0" / "synth" / "chimera" / "alpha1" / "circle" /
                            "manifest.csv")
     assert len(manifest) == 4
     # Every stage really ran as a SLURM job: the plugin tags jobs with their rule in the comment.
     comments = " ".join(sacct_rules(since))
-    for rule in ("build_tiny_model", "split", "classify", "evaluate", "report"):
+    for rule in ("build_tiny_model", "split", "classify", "evaluate", "embed_synth", "gap_metrics", "report"):
         assert f"rule_{rule}" in comments, comments
     assert "rule_chain_" in comments, comments  # the group job of detect, crops, train, generate
 

@@ -1,5 +1,9 @@
+from pathlib import Path
+
 from ChimeraPipe import stages
 from ChimeraPipe.runtime import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-stages.report(list(snakemake.input), snakemake.output.table, snakemake.output.markdown)
+i = snakemake.input
+stages.report(list(i.evaluations), str(Path(snakemake.output.html).parent), gap_jsons=list(i.gap),
+              tsne_pngs=list(i.tsne), grid_dirs=list(i.grids), box_quality_csvs=list(i.box_quality))

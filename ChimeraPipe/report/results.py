@@ -1,0 +1,79 @@
+"""Evaluation and gap-metric JSONs read into tidy tables (one row per file)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import split_eval_tag
+
+
+def _generation(tag: str) -> tuple[str, int | None, float | None]:
+    gen, volume = split_eval_tag(tag)
+    alpha = float(gen.removeprefix("alpha")) if gen.startswith("alpha") else None
+    return gen, volume, alpha
+
+
+def collect_evaluations(paths: list[str]) -> pd.DataFrame:
+    """dataset, method, synthetic (classifier tag), generation, volume, alpha, seed, shots, with_real,
+    accuracy and mean per-class accuracy (%), and head / tail accuracy (%) where the dataset has groups."""
+    rows = []
+    for path in paths:
+        metrics = json.loads(Path(path).read_text())
+        tags = metrics.get("tags", {})
+        gen, volume, alpha = _generation(tags.get("synthetic", "real"))
+        row = {"dataset": tags.get("dataset"), "method": tags.get("method"), "synthetic": tags.get("synthetic"),
+               "generation": gen, "volume": volume, "alpha": alpha, "seed": tags.get("seed"),
+               "shots": tags.get("shots"), "with_real": bool(tags.get("with_real", False)),
+               "eval_split": tags.get("eval_split", "test"), "accuracy": 100 * metrics["accuracy"],
+               "mean_per_class_accuracy": 100 * metrics["mean_per_class_accuracy"], "n_test": metrics["n_test"]}
+        for group, value in metrics.get("group_accuracy", {}).items():
+            row[f"{group}_accuracy"] = 100 * value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def collect_gap(paths: list[str]) -> pd.DataFrame:
+    """One row per synthetic set: its tags and every summary metric."""
+    rows = []
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        tags = result.get("tags", {})
+        gen, _, alpha = _generation(tags.get("synthetic", ""))
+        rows.append({"dataset": tags.get("dataset"), "method": tags.get("method"), "generation": gen,
+                     "alpha": alpha, "seed": tags.get("seed"), "features": result.get("features"),
+                     **result["summary"]})
+    return pd.DataFrame(rows)
+
+
+def row_label(method: str, generation: str | None, with_real: bool = False) -> str:
+    label = method if generation in (None, "real", "fixed") or not isinstance(generation, str) \
+        else f"{method} (α={generation.removeprefix('alpha')})"
+    return f"{label} + real shots" if with_real else label
+
+
+def headline(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the main tables: each method at its largest synthetic volume (every alpha kept, as
+    its own row); the real-only rows as they are."""
+    if results.empty:
+        return results
+    volume = results["volume"].fillna(-1)
+    largest = volume.groupby([results["dataset"], results["method"]]).transform("max")
+    return results[volume == largest]
+
+
+def mean_std(values: pd.Series) -> tuple[float, float, int]:
+    values = values.dropna()
+    n = len(values)
+    return (float(values.mean()) if n else np.nan, float(values.std(ddof=1)) if n > 1 else np.nan, n)
+
+
+def cell(mean: float, std: float, n: int, digits: int = 1) -> str:
+    """'mean ± std (n)', n the number of seeds; a single seed has no spread to show."""
+    if n == 0 or not np.isfinite(mean):
+        return "–"
+    if n == 1 or not np.isfinite(std):
+        return f"{mean:.{digits}f} (1)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} ({n})"

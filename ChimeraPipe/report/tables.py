@@ -1,0 +1,130 @@
+"""The paper's tables, in its layout: rows = methods, columns = datasets + AVG, cells 'mean ± std (n seeds)'.
+
+Each function returns (numbers, display): a long table of means, stds and seed counts for the CSV, and
+the formatted wide table for Markdown / HTML.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .results import cell, headline, mean_std, row_label
+
+# The component ablation in the paper's order: image-wise LoFT, + multi-head, + semantic boosting, both.
+ABLATION = (("loft", "LoFT (image-wise LoRA)"), ("chimera_nobox", "+ multi-head"),
+            ("loft_box", "+ semantic boosting"), ("chimera", "+ multi-head + semantic boosting (ChimeraLoRA)"))
+GAP_COLUMNS = {"fid": "FD ↓", "fid_pooled": "FD (pooled) ↓", "clip_score": "CLIP score ↑",
+               "centroid_similarity": "centroid sim. ↑", "coverage": "coverage ↑", "precision": "precision ↑",
+               "recall": "recall ↑", "density": "density", "copy_rate": "copy rate ↓", "diversity": "diversity ↑"}
+
+
+def _labelled(results: pd.DataFrame) -> pd.DataFrame:
+    out = results.copy()
+    out["row"] = [row_label(m, g, w) for m, g, w in zip(out["method"], out["generation"], out["with_real"],
+                                                       strict=True)]
+    return out
+
+
+def method_by_dataset(results: pd.DataFrame, value: str = "accuracy", rows: list[str] | None = None,
+                      labels: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean ± std over seeds of `value` per (row, dataset), and AVG: the per-seed mean over the datasets
+    (only for rows that have every dataset), then mean ± std over seeds."""
+    results = _labelled(results)
+    datasets = sorted(results["dataset"].unique())
+    order = rows or list(dict.fromkeys(results.sort_values(["method", "generation"], kind="stable")["row"]))
+    long, wide = [], []
+    for row in order:
+        sub = results[results["row"] == row]
+        display = {"method": (labels or {}).get(row, row)}
+        for dataset in datasets:
+            mean, std, n = mean_std(sub.loc[sub["dataset"] == dataset, value])
+            long.append({"row": row, "dataset": dataset, "mean": mean, "std": std, "n_seeds": n})
+            display[dataset] = cell(mean, std, n) if n else "not run"
+        per_seed = sub.groupby("seed").agg(v=(value, "mean"), d=("dataset", "nunique"))
+        complete = per_seed[per_seed["d"] == len(datasets)]["v"]
+        mean, std, n = mean_std(complete)
+        long.append({"row": row, "dataset": "AVG", "mean": mean, "std": std, "n_seeds": n})
+        display["AVG"] = cell(mean, std, n) if not sub.empty else "not run"
+        wide.append(display)
+    return pd.DataFrame(long), pd.DataFrame(wide)
+
+
+def fewshot_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1: top-1 accuracy of every method (largest volume; each alpha its own row)."""
+    return method_by_dataset(headline(evaluations))
+
+
+def ablation_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The component ablation (rows in the paper's order; a component the config did not run says so)."""
+    main = headline(evaluations)
+    main = main[main["method"].isin([m for m, _ in ABLATION])]
+    if main.empty:
+        return None
+    rows, labels = [], {}
+    for method, label in ABLATION:
+        present = _labelled(main[main["method"] == method])["row"].unique().tolist() or [method]
+        for row in present:
+            rows.append(row)
+            labels[row] = label if row == method else f"{label} {row.removeprefix(method).strip()}"
+    return method_by_dataset(main, rows=rows, labels=labels)
+
+
+def longtail_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Long-tail: overall, head and tail accuracy per dataset (rows = methods)."""
+    if "tail_accuracy" not in evaluations or evaluations["tail_accuracy"].isna().all():
+        return None
+    results = _labelled(headline(evaluations[evaluations["tail_accuracy"].notna()]))
+    long, wide = [], []
+    for row in dict.fromkeys(results.sort_values(["method", "generation"], kind="stable")["row"]):
+        sub = results[results["row"] == row]
+        display = {"method": row}
+        for dataset in sorted(results["dataset"].unique()):
+            for part, column in (("overall", "accuracy"), ("head", "head_accuracy"), ("tail", "tail_accuracy")):
+                mean, std, n = mean_std(sub.loc[sub["dataset"] == dataset, column])
+                long.append({"row": row, "dataset": dataset, "classes": part, "mean": mean, "std": std, "n_seeds": n})
+                display[f"{dataset} {part}"] = cell(mean, std, n)
+        wide.append(display)
+    return pd.DataFrame(long), pd.DataFrame(wide)
+
+
+def gap_table(gap: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The synthetic-to-real gap: each metric's per-seed mean over datasets, then mean ± std over seeds."""
+    if gap.empty:
+        return None
+    gap = gap.assign(with_real=False)
+    gap = _labelled(gap)
+    metrics = [c for c in GAP_COLUMNS if c in gap]
+    long, wide = [], []
+    for row in dict.fromkeys(gap.sort_values(["method", "generation"], kind="stable")["row"]):
+        sub = gap[gap["row"] == row]
+        per_seed = sub.groupby("seed")[metrics].mean()
+        display = {"method": row, "datasets": sub["dataset"].nunique()}
+        for metric in metrics:
+            mean, std, n = mean_std(per_seed[metric])
+            digits = 1 if metric in ("clip_score", "centroid_similarity") else 3  # x100 scores; FD, shares
+            long.append({"row": row, "metric": metric, "mean": mean, "std": std, "n_seeds": n})
+            display[GAP_COLUMNS[metric]] = cell(mean, std, n, digits)
+        wide.append(display)
+    return pd.DataFrame(long), pd.DataFrame(wide)
+
+
+def sweep_table(evaluations: pd.DataFrame, by: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Accuracy along a sweep (`by`: 'alpha' at the largest volume, or 'volume' for every synthetic set)."""
+    results = evaluations[evaluations[by].notna()]
+    if by == "alpha":
+        results = headline(results)
+        results = results.assign(series=results["method"])
+    else:
+        results = results.assign(series=[row_label(m, g) for m, g in zip(results["method"], results["generation"],
+                                                                          strict=True)])
+    if results.empty or results.groupby(["dataset", "series"])[by].nunique().max() < 2:
+        return None
+    long = (results.groupby(["dataset", "series", by])["accuracy"]
+            .agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan, n_seeds="count")
+            .reset_index())
+    wide = long.assign(value=[cell(m, s, n) for m, s, n in zip(long["mean"], long["std"], long["n_seeds"],
+                                                                strict=True)])
+    wide = wide.pivot_table(index=["dataset", "series"], columns=by, values="value", aggfunc="first").reset_index()
+    wide.columns = [c if isinstance(c, str) else (f"α={c:g}" if by == "alpha" else f"n={int(c)}")
+                    for c in wide.columns]
+    return long, wide

@@ -1,0 +1,85 @@
+"""Report tables against hand-computed cells, and the HTML page's structure."""
+import json
+
+import pandas as pd
+import pytest
+
+from ChimeraPipe.report import build_report
+from ChimeraPipe.report.results import cell
+from ChimeraPipe.report.tables import ablation_table, fewshot_table, sweep_table
+
+
+def write_eval(folder, dataset, method, tag, seed, accuracy, groups=None, with_real=False):
+    path = folder / f"{dataset}_{method}_{tag}_{seed}.json"
+    path.write_text(json.dumps({"accuracy": accuracy, "mean_per_class_accuracy": accuracy, "n_test": 10,
+                                "per_class": {}, "group_accuracy": groups or {},
+                                "tags": {"dataset": dataset, "method": method, "synthetic": tag, "seed": seed,
+                                         "shots": 4, "with_real": with_real, "eval_split": "test"}}))
+    return str(path)
+
+
+@pytest.fixture
+def evaluations(tmp_path):
+    paths = []
+    for seed, (a, b) in enumerate([(0.50, 0.70), (0.60, 0.90)]):
+        paths.append(write_eval(tmp_path, "cars", "real", "real", seed, a))
+        paths.append(write_eval(tmp_path, "pets", "real", "real", seed, b))
+        for alpha, shift in (("alpha0.5", 0.0), ("alpha1", 0.1)):
+            for volume, drop in ((4, 0.2), (8, 0.0)):
+                for dataset, base in (("cars", a), ("pets", b)):
+                    paths.append(write_eval(tmp_path, dataset, "chimera", f"{alpha}_n{volume}", seed,
+                                            base + shift - drop))
+        paths.append(write_eval(tmp_path, "cars", "loft", "fixed_n8", seed, a))
+    return paths
+
+
+def test_cells_are_mean_std_and_seed_count():
+    assert cell(55.0, 7.0710678, 2) == "55.0 ± 7.1 (2)"
+    assert cell(55.0, float("nan"), 1) == "55.0 (1)"
+    assert cell(float("nan"), float("nan"), 0) == "–"
+
+
+def test_fewshot_table_by_hand(evaluations):
+    from ChimeraPipe.report.results import collect_evaluations
+
+    long, wide = fewshot_table(collect_evaluations(evaluations))
+    wide = wide.set_index("method")
+    # real: cars 50, 60 -> 55 ± 7.07; pets 70, 90 -> 80 ± 14.1; AVG per seed (60, 75) -> 67.5 ± 10.6
+    assert wide.loc["real", "cars"] == "55.0 ± 7.1 (2)" and wide.loc["real", "pets"] == "80.0 ± 14.1 (2)"
+    assert wide.loc["real", "AVG"] == "67.5 ± 10.6 (2)"
+    # chimera at its largest volume (n8), a row per alpha; alpha1 = real + 10
+    assert wide.loc["chimera (α=1)", "cars"] == "65.0 ± 7.1 (2)"
+    # loft ran on cars only: no AVG over datasets it lacks
+    assert wide.loc["loft", "pets"] == "not run" and wide.loc["loft", "AVG"] == "–"
+    numbers = long.set_index(["row", "dataset"])
+    assert numbers.loc[("real", "AVG"), "mean"] == pytest.approx(67.5) and numbers.loc[("real", "AVG"), "n_seeds"] == 2
+
+
+def test_sweeps_and_ablation_tables(evaluations):
+    from ChimeraPipe.report.results import collect_evaluations
+
+    results = collect_evaluations(evaluations)
+    long, wide = sweep_table(results, "volume")
+    chimera = long[(long["series"] == "chimera (α=0.5)") & (long["dataset"] == "cars")].set_index("volume")
+    assert chimera.loc[4, "mean"] == pytest.approx(35.0) and chimera.loc[8, "mean"] == pytest.approx(55.0)
+    long, _ = sweep_table(results, "alpha")
+    assert sorted(long["alpha"].unique()) == [0.5, 1.0]
+    _, ablation = ablation_table(results)
+    assert list(ablation["method"])[:3] == ["LoFT (image-wise LoRA)", "+ multi-head", "+ semantic boosting"]
+    assert (ablation.set_index("method").loc["+ multi-head"] == "not run").all()
+
+
+def test_report_page_holds_tables_and_figures(evaluations, tmp_path):
+    paths = evaluations + [write_eval(tmp_path, "lt", "real", "real", 0, 0.5, {"head": 0.9, "tail": 0.1}),
+                           write_eval(tmp_path, "lt", "chimera", "alpha1_n8", 0, 0.6, {"head": 0.8, "tail": 0.4},
+                                      with_real=True)]
+    sections = build_report(paths, [], [], [], [], tmp_path / "report")
+    titles = [s.title for s in sections]
+    assert titles == ["Few-shot classification", "Component ablation", "Long-tail", "Alpha sweep", "Synthetic volume"]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("<table") == 6 and page.count("data:image/png;base64,") == 2
+    longtail = pd.read_csv(tmp_path / "report" / "tables" / "longtail.csv")
+    tail = longtail[(longtail["classes"] == "tail") & (longtail["row"] == "chimera (α=1) + real shots")]
+    assert tail["mean"].item() == pytest.approx(40.0)
+    fewshot = pd.read_csv(tmp_path / "report" / "accuracy.csv")
+    assert "lt" not in set(fewshot["dataset"])  # the long-tail dataset has its own table

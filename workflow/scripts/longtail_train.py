@@ -1,0 +1,7 @@
+from ChimeraPipe import stages
+from ChimeraPipe.runtime import start_job
+
+start_job(snakemake.log[0], snakemake.threads)
+p = snakemake.params
+stages.longtail_train(snakemake.input.table, snakemake.input.split, p.groups["head"], p.groups["tail"],
+                      p.head_max, int(snakemake.wildcards.seed), snakemake.output[0])
