@@ -276,13 +276,19 @@ def evaluate_classifier(classifier_path: str | Path, test: pd.DataFrame, classes
     classes, e.g. head and tail); predictions written beside."""
     meta = json.loads(Path(classifier_path).with_suffix(".json").read_text())
     cfg = meta["config"]
-    model, preprocess, tokenizer = load_clip(meta["clip"])
-    inject_clip_lora(model, cfg["rank"], cfg["lora_alpha"], cfg["dropout"])
-    load_lora_state_dict(model, load_tensors(classifier_path))
-    model.to(device).eval()
-    with resolve_precision(device, cfg.get("precision", "auto")).autocast_on(device):
-        text = class_text_features(model, tokenizer, meta["prompts"], device)
-        predictions = predict(model, preprocess, text, list(test["path"]), device, batch_size)
+    if meta.get("backend") == "cnn":
+        from .cnn import cnn_outputs, load_cnn
+
+        model, _ = load_cnn(classifier_path, device)
+        predictions = cnn_outputs(model, list(test["path"]), meta["image_size"], device, batch_size)[1].tolist()
+    else:
+        model, preprocess, tokenizer = load_clip(meta["clip"])
+        inject_clip_lora(model, cfg["rank"], cfg["lora_alpha"], cfg["dropout"])
+        load_lora_state_dict(model, load_tensors(classifier_path))
+        model.to(device).eval()
+        with resolve_precision(device, cfg.get("precision", "auto")).autocast_on(device):
+            text = class_text_features(model, tokenizer, meta["prompts"], device)
+            predictions = predict(model, preprocess, text, list(test["path"]), device, batch_size)
     result = test[["class", "label", "path"]].copy()
     result["predicted"] = predictions
     correct = result["predicted"] == result["label"]

@@ -54,7 +54,7 @@ class WorkflowConfig:
         self.classes_per_job = int(config.get("classes_per_job", 1))
         for kind in models.MODEL_KINDS:
             spec = self.model_spec(kind)
-            if spec != "tiny":
+            if not models.is_built_by_workflow(kind, spec):
                 try:
                     models.resolve_model(kind, spec, self.models_dir)
                 except models.ModelSpecError as err:
@@ -63,7 +63,7 @@ class WorkflowConfig:
             self.method(name)  # unknown methods and misspelt train settings fail now, naming the key
         for name in self.datasets:
             self.alphas(name), self.volumes(name), self.longtail(name)
-        for section in ("generate", "classify", "crops", "detect", "metrics"):
+        for section in ("generate", "classify", "crops", "detect", "metrics", "pretrain"):
             getattr(self, f"{section}_settings")()
 
     @property
@@ -98,8 +98,8 @@ class WorkflowConfig:
     @functools.cache
     def _class_table(self, name: str) -> dict[str, str]:
         """Class id -> display name, in label order, from the dataset's metadata (no image decoded)."""
-        if self.is_demo(name):
-            return {c: c for c in data.SHAPES_CLASSES}
+        if self.is_demo(name):  # made by the workflow: the classes are known before the files exist
+            return {c: c for c in data.demo_classes(self.dataset_kind(name))}
         try:
             pairs = datasets.dataset_classes(self.dataset_kind(name), self.dataset_root(name),
                                              self.dataset(name).get("class_names", "baseline"))
@@ -154,7 +154,8 @@ class WorkflowConfig:
 
     def has_ground_truth_boxes(self, name: str) -> bool:
         """The demo ships boxes; other datasets opt in with `box_quality: true` (needs the annotations file)."""
-        return bool(self.dataset(name).get("box_quality", self.is_demo(name)))
+        default = self.is_demo(name) and self.dataset_kind(name) == "imagefolder"  # the shapes ship boxes.csv
+        return bool(self.dataset(name).get("box_quality", default))
 
     @functools.cache
     def method(self, name: str) -> dict:
@@ -167,6 +168,13 @@ class WorkflowConfig:
             raise ConfigError(f"methods: {err.args[0]}") from None
         if settings["kind"] == "lora":
             settings["train"] = self._canonical(LoraTrainConfig, settings["train"], f"train (method {name})")
+        return settings
+
+    def train_settings(self, method: str, run_seed: int) -> dict:
+        """A LoRA method's train settings for one run: the LoRA's seed is the run's seed (plus `train.seed`),
+        so seeds vary the LoRA init and batches as they vary the shots, generation and classifier."""
+        settings = dict(self.method(method)["train"])
+        settings["seed"] = settings["seed"] + int(run_seed)
         return settings
 
     @staticmethod
@@ -199,6 +207,12 @@ class WorkflowConfig:
     @functools.cache
     def detect_settings(self) -> dict:
         return self._canonical(DetectSettings, self.section("detect"), "detect")
+
+    @functools.cache
+    def pretrain_settings(self) -> dict:
+        from .settings import PretrainSettings
+
+        return self._canonical(PretrainSettings, self.section("pretrain"), "pretrain")
 
     @functools.cache
     def metrics_settings(self) -> dict:
@@ -254,7 +268,9 @@ class WorkflowConfig:
         if settings["kind"] == "real":
             return []
         if settings.get("mixing") == "dirichlet":
-            return [alpha_tag(a) for a in self.alphas(dataset)]
+            own = settings.get("alpha")   # a method's own alpha (list) in method_overrides
+            alphas = sorted({float(a) for a in _as_list(own)}) if own is not None else self.alphas(dataset)
+            return [alpha_tag(a) for a in alphas]
         return [FIXED_TAG]
 
     def eval_tags(self, method: str, dataset: str) -> list[str]:

@@ -19,6 +19,27 @@ SHAPES_CLASSES = ("circle", "square", "triangle")
 DatasetError = DatasetLayoutError
 
 
+def demo_classes(kind: str = "imagefolder") -> tuple[str, ...]:
+    """Classes of a dataset the workflow makes itself (`demo: true`): the shapes, or scikit-learn's digits."""
+    if kind == "sklearn_digits":
+        from .datasets.official import DIGIT_WORDS
+
+        return DIGIT_WORDS
+    if kind != "imagefolder":
+        raise ValueError(f"demo datasets are the shapes (imagefolder) or sklearn_digits, not {kind!r}")
+    return SHAPES_CLASSES
+
+
+def make_demo_dataset(kind: str, root: str | Path, seed: int = 0) -> Path:
+    """The shapes, generated; or scikit-learn's digits file, copied from the installed package."""
+    if kind == "sklearn_digits":
+        from .datasets.official import SklearnDigits
+
+        return SklearnDigits.fetch(root)
+    demo_classes(kind)
+    return make_shapes_dataset(root, seed=seed)
+
+
 def class_names(root: str | Path) -> list[str]:
     """Class folders of an ImageFolder root's train split."""
     return [cid for cid, _ in dataset_classes("imagefolder", root)]

@@ -23,8 +23,16 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _OPEN_CLIP_NAME = re.compile(r"^[\w.-]+:[\w.-]+$")  # open_clip "ARCH:pretrained_tag"
 
 
+# Specs of models the workflow trains itself (spec -> model kind): the laptop-scale base of config/mini.yaml.
+BUILT_SPECS = {"digits-base": "diffusion"}
+
+
 class ModelSpecError(ValueError):
     pass
+
+
+def is_built_by_workflow(kind: str, spec: str) -> bool:
+    return spec == "tiny" or BUILT_SPECS.get(spec) == kind
 
 
 def tiny_dir(models_dir: str | Path, kind: str) -> Path:
@@ -35,10 +43,11 @@ def resolve_model(kind: str, spec: str, models_dir: str | Path) -> str:
     """Where to load model `kind` from: a local directory or a hub id (passed to from_pretrained)."""
     if kind not in MODEL_KINDS:
         raise ModelSpecError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
-    if spec == "tiny":
-        path = tiny_dir(models_dir, kind)
+    if spec == "tiny" or BUILT_SPECS.get(spec) == kind:
+        path = tiny_dir(models_dir, kind) if spec == "tiny" else Path(models_dir) / spec
         if not (path / "BUILT").is_file():
-            raise ModelSpecError(f"models.{kind}: tiny model not built at {path} (rule build_tiny_model makes it)")
+            rule = "build_tiny_model" if spec == "tiny" else "pretrain_base"
+            raise ModelSpecError(f"models.{kind}: {spec} model not built at {path} (rule {rule} makes it)")
         return str(path)
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser())
@@ -83,14 +92,14 @@ def write_clip_tokenizer_files(out_dir: Path) -> None:
     (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
 
 
-def build_clip_tokenizer(out_dir: Path):
+def build_clip_tokenizer(out_dir: Path, max_length: int = 77):
     from transformers import CLIPTokenizer
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_clip_tokenizer_files(out_dir)
     # SD 2.x pads with "!" (id 0), as its released tokenizer does.
     tokenizer = CLIPTokenizer(str(out_dir / "vocab.json"), str(out_dir / "merges.txt"),
-                              pad_token="!", model_max_length=77)
+                              pad_token="!", model_max_length=max_length)
     tokenizer.save_pretrained(out_dir)
     return tokenizer
 

@@ -20,7 +20,7 @@ DEFAULT_LORA_RANK = 16
 # and the shared-B variant). Its members share rank (the config's `lora_rank`), steps, warm-up,
 # batch and the B learning rate, and differ only in head tying (share, the tied A's learning rate,
 # mixing) and crops. A shared A gets ChimeraLoRA's lower learning rate (1e-4 vs 1e-3 for B).
-FAMILY = ("loft", "loft_box", "chimera_nobox", "chimera", "shared_b")
+FAMILY = ("loft", "loft_box", "chimera_nobox", "chimera", "shared_b", "classwise_split")
 FAMILY_TRAIN = {"rank": DEFAULT_LORA_RANK, "steps": 600, "batch_per_image": 1, "warmup_steps": 10, "lr_b": 1e-3}
 MULTI_HEAD = {"mixing": "dirichlet", "train": {**FAMILY_TRAIN, "share": "A", "lr_a": 1e-4}}
 IMAGE_WISE = {"mixing": "pairs", "train": {**FAMILY_TRAIN, "share": "none", "lr_a": 1e-3}}
@@ -36,6 +36,10 @@ PRESETS: dict[str, dict] = {
     "chimera": {"kind": "lora", "crop": "box", **MULTI_HEAD},
     "shared_b": {"kind": "lora", "crop": "box", "mixing": "dirichlet",
                  "train": {**FAMILY_TRAIN, "share": "B", "lr_a": 1e-3, "lr_b": 1e-4}},
+    # A control no paper ran: ChimeraLoRA with one class-wise head (A and B both shared) and its A/B
+    # learning-rate split - is the gain from the per-image heads or from the learning rates?
+    "classwise_split": {"kind": "lora", "crop": "box", "mixing": "single",
+                        "train": {**FAMILY_TRAIN, "share": "both", "lr_a": 1e-4}},
     # DataDream (class-wise): one r16 LoRA on UNet + text encoder, lr 1e-4, warm-up 100, 200 epochs of
     # a batch of 8 with the partial batch kept: at 4 shots, 4 images per step.
     "datadream": {"kind": "lora", "crop": "random", "mixing": "single",

@@ -39,6 +39,8 @@ class LoraTrainConfig:
 
 @dataclass
 class ClassifierConfig:
+    backend: str = "clip"             # clip (LoRA on a pretrained CLIP, the paper's) or cnn (SmallCNN from scratch)
+    image_size: int = 32              # cnn: input side in pixels
     rank: int = 16
     lora_alpha: float = 32.0
     dropout: float = 0.1
@@ -50,7 +52,7 @@ class ClassifierConfig:
     min_lr: float = 1e-8
     with_real: bool = False           # synthetic only, as the paper and LoFT; true: DataDream's real+synthetic mix
     real_weight: float | None = 0.8   # loss weight of the real images when mixed; None: one mean over all
-    augment: str = "anchor"           # anchor (the anchors' strong list) or simple
+    augment: str = "anchor"           # anchor (the anchors' strong list) or simple; cnn: affine or none
     mix_prob: float = 0.2             # share of batches given CutMix or MixUp (LoFT's IS_MIX_AUG)
     lora_init: str = "kaiming"        # loralib's kaiming-uniform A (a = sqrt(5)); or gaussian
     select: str = "last"              # last epoch, or the epoch best on the dataset's val split (never test)
@@ -95,6 +97,8 @@ class MetricsSettings:
     k: int = 5                            # neighbours of precision/recall/density/coverage (Naeem et al. 2020)
     tsne_perplexity: float = 30.0         # capped below a third of the points
     batch_size: int = 64
+    judge_epochs: int = 30                # features: judge - the CNN trained on the dataset's real train images
+    clip_score: bool = True               # needs a real CLIP (off where the CLIP is random, e.g. config/mini.yaml)
 
 
 @dataclass
@@ -103,6 +107,26 @@ class LongtailSettings:
     keep the run's K shots and get the methods' synthetic images."""
     tail: float | list[str] = 0.5         # a fraction (the last share of the class list) or the tail classes
     head_max: int = 500
+
+
+@dataclass
+class PretrainSettings:
+    """The laptop-scale base (rendered digits -> a tiny SD-layout pipeline): sizes and schedule."""
+    image_size: int = 16                  # the source images and the base's generation size
+    pool: int = 12000                     # rendered training images (drawn once, seeded)
+    vae_steps: int = 800
+    unet_steps: int = 3000
+    batch_size: int = 64
+    vae_lr: float = 1e-3
+    lr: float = 1e-3                      # UNet and text encoder, warm-up then cosine
+    unet_channels: tuple[int, int] = (64, 128)
+    text_width: int = 64
+    max_tokens: int = 16                  # the prompts are 7 tokens: a 16-token context instead of CLIP's 77
+    empty_prompt_prob: float = 0.1        # classifier-free guidance needs the unconditional branch
+    check_images: int = 6000              # rendered digits the base's check judge trains on
+    check_samples: int = 20               # samples per digit the check judges
+    check_guidance: float = 5.0
+    seed: int = 0
 
 
 def _coerce(value, hint):

@@ -11,6 +11,7 @@ from . import data, datasets, detect, quality
 from . import models as models_module
 from .classify import evaluate_classifier, train_classifier
 from .clip_filter import ClipFilter
+from .cnn import train_cnn_classifier
 from .generate import RealGuidance, generate_class
 from .images import load_rgb
 from .io import atomic_dir, write_csv, write_json, write_text
@@ -258,6 +259,11 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
         val = datasets.split_rows(pd.read_csv(table_csv), "val", classes) if table_csv else pd.DataFrame()
         if val.empty:
             raise datasets.DatasetLayoutError(f"{table_csv}: the dataset has no val split for classify.select = val")
+    if cfg.backend == "cnn":
+        if val is not None:
+            raise ValueError("classify.select = val is not implemented for the cnn backend; use last")
+        train_cnn_classifier(table, classes, out_classifier, cfg, pick_device(device), cfg.image_size)
+        return
     train_classifier(model_location(models, "clip"), table, [prompt_of(c, names, prompt_prefix) for c in classes],
                      out_classifier, cfg, pick_device(device), val=val)
 
@@ -330,7 +336,10 @@ def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: 
           batch_size: int = 64) -> None:
     """Embeddings of an image set in the `features` space (one file per set, reused by every metric)."""
     extractor = feature_extractor(features, models, pick_device(device), batch_size)
-    embeddings.write_embeddings(out, rows, extractor.embed_images(list(rows["path"])), features)
+    emb = extractor.embed_images(list(rows["path"]))
+    if getattr(extractor, "predicted", None) is not None:  # a classifier's features: keep its verdicts
+        rows = rows.assign(predicted=extractor.predicted)
+    embeddings.write_embeddings(out, rows, emb, features)
 
 
 def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | None = None, prompt_prefix: str = "",
@@ -342,18 +351,21 @@ def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | N
                                 extractor.embed_texts(prompts), "clip")
 
 
-def gap_metrics(test: str, shots: str, synth: str, synth_clip: str, prompts: str, classes: list[str],
+def gap_metrics(test: str, shots: str, synth: str, synth_clip: str | None, prompts: str | None, classes: list[str],
                 out_json: str, out_csv: str, *, k: int = 5, tags: dict | None = None) -> dict:
     """Every gap metric of one synthetic set, per class (CSV) and summarised (JSON). The CLIP score reads
-    CLIP embeddings (`synth_clip`, `prompts`) whatever space the other metrics are computed in."""
+    CLIP embeddings (`synth_clip`, `prompts`) whatever space the other metrics are computed in; without
+    them it is left out (NaN)."""
     frames, emb = {}, {}
     for name, path in (("test", test), ("shots", shots), ("synth", synth)):
         frames[name], emb[name] = embeddings.read_embeddings(path)
-    clip_rows, clip_emb = embeddings.read_embeddings(synth_clip)
-    if list(clip_rows["path"]) != list(frames["synth"]["path"]):
-        raise ValueError(f"{synth_clip}: not the images of {synth}")
-    prompt_rows, prompt_emb = embeddings.read_embeddings(prompts)
-    text = dict(zip(prompt_rows["class"], prompt_emb, strict=True))
+    clip_emb, text = None, None
+    if synth_clip and prompts:
+        clip_rows, clip_emb = embeddings.read_embeddings(synth_clip)
+        if list(clip_rows["path"]) != list(frames["synth"]["path"]):
+            raise ValueError(f"{synth_clip}: not the images of {synth}")
+        prompt_rows, prompt_emb = embeddings.read_embeddings(prompts)
+        text = dict(zip(prompt_rows["class"], prompt_emb, strict=True))
     per_class, summary = gap.dataset_gap(frames["test"], frames["shots"], frames["synth"], emb, text, classes, k,
                                          synth_clip=clip_emb)
     features = embeddings.features_of(synth)
@@ -371,3 +383,13 @@ def tsne(test: str, shots: str, synth: dict[str, str], cls: str, out_png: str, *
         rows, emb = embeddings.read_embeddings(path)
         groups[label] = emb[(rows["class"] == cls).to_numpy()]
     write_tsne_plot(out_png, groups, title or cls, seed, perplexity)
+
+
+def train_judge(table_csv: str, classes: list[str], out: str, *, epochs: int = 30, image_size: int = 32,
+                device: str = "auto") -> None:
+    """The dataset's judge (a SmallCNN on all its real training images; test accuracy in the JSON)."""
+    from .cnn import train_judge as fit
+
+    cfg = ClassifierConfig(backend="cnn", image_size=image_size, epochs=epochs, warmup_epochs=1, batch_size=64,
+                           lr=1e-3, weight_decay=1e-4, augment="affine", mix_prob=0.0, seed=0)
+    fit(pd.read_csv(table_csv), classes, out, cfg, device, image_size)

@@ -3,7 +3,7 @@ rule classify:
         split=real_training_images,
         table=f"{RESULTS}/{{dataset}}/table.csv",
         synth=synth_indexes,
-        models=tiny_models("clip"),
+        models=classifier_models(),
     output:
         classifier=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.safetensors",
         description=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.json",

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from ChimeraPipe.config import WorkflowConfig, split_eval_tag
 from ChimeraPipe.metrics.features import EXTRACTORS
+from ChimeraPipe.models import BUILT_SPECS, MODEL_KINDS, is_built_by_workflow
 
 EXTRACTOR_MODEL = {name: extractor.model_kind for name, extractor in EXTRACTORS.items()}
 
@@ -31,13 +32,16 @@ def run_dir(wc):
 
 
 def tiny_models(*kinds):
-    """Inputs for models named 'tiny' (built by a rule); real models are not workflow files."""
-    return [f"{RESULTS}/models/tiny-{k}" for k in kinds if CFG.model_spec(k) == "tiny"]
+    """Inputs for models the workflow builds ('tiny' ones, or a pretrained base such as 'digits-base');
+    real models are not workflow files."""
+    return [f"{RESULTS}/models/tiny-{k}" if CFG.model_spec(k) == "tiny" else f"{RESULTS}/models/{CFG.model_spec(k)}"
+            for k in kinds if is_built_by_workflow(k, CFG.model_spec(k))]
 
 
 def model_locations(wildcards, input):
-    """kind -> where to load it: the tiny model's folder as this job sees its input, else the config's spec."""
-    built = {Path(p).name.removeprefix("tiny-"): p for p in input.get("models", [])}
+    """kind -> where to load it: a built model's folder as this job sees its input, else the config's spec."""
+    kinds = {**{f"tiny-{k}": k for k in MODEL_KINDS}, **BUILT_SPECS}
+    built = {kinds[Path(p).name]: p for p in input.get("models", []) if Path(p).name in kinds}
     return {kind: built.get(kind, spec) for kind, spec in CFG.model_specs().items()}
 
 
@@ -66,6 +70,11 @@ def crop_boxes(wc):
     """Boxes a view cache is cropped around; the baselines' crops only need the image sizes (full boxes)."""
     backend = wc.views.removeprefix("box-") if crop_mode(wc) == "box" else "full"
     return f"{run_dir(wc)}/boxes/{backend}/{wc.part}.csv"
+
+
+def classifier_models():
+    """The CLIP the classifier fine-tunes, when the workflow builds it (the cnn backend needs none)."""
+    return tiny_models("clip") if CFG.classify_settings()["backend"] == "clip" else []
 
 
 def generate_models(wc):
@@ -135,8 +144,16 @@ FEATURES = CFG.metrics_settings()["features"]
 
 
 def embedding_models(wc):
-    """The model a feature extractor loads, when it is a tiny one built by the workflow."""
-    return tiny_models(EXTRACTOR_MODEL.get(wc.features, "clip"))
+    """The model a feature extractor loads: the dataset's judge, or a model the workflow builds."""
+    if EXTRACTOR_MODEL[wc.features] == "judge":
+        return [f"{RESULTS}/{wc.dataset}/judge/judge.safetensors"]
+    return tiny_models(EXTRACTOR_MODEL[wc.features])
+
+
+def embedding_model_locations(wildcards, input):
+    if EXTRACTOR_MODEL[wildcards.features] == "judge":
+        return {"judge": str(Path(input.models[0]).parent)}
+    return model_locations(wildcards, input)
 
 
 def synth_embedding(wc, method, gen, features=FEATURES):
@@ -144,11 +161,13 @@ def synth_embedding(wc, method, gen, features=FEATURES):
 
 
 def gap_inputs(wc):
-    return {"test": f"{RESULTS}/{wc.dataset}/embeddings/{FEATURES}/test.safetensors",
-            "shots": f"{run_dir(wc)}/embeddings/{FEATURES}/shots.safetensors",
-            "synth": synth_embedding(wc, wc.method, wc.gen),
-            "synth_clip": synth_embedding(wc, wc.method, wc.gen, "clip"),
-            "prompts": f"{RESULTS}/{wc.dataset}/embeddings/clip/prompts.safetensors"}
+    files = {"test": f"{RESULTS}/{wc.dataset}/embeddings/{FEATURES}/test.safetensors",
+             "shots": f"{run_dir(wc)}/embeddings/{FEATURES}/shots.safetensors",
+             "synth": synth_embedding(wc, wc.method, wc.gen)}
+    if CFG.metrics_settings()["clip_score"]:
+        files.update(synth_clip=synth_embedding(wc, wc.method, wc.gen, "clip"),
+                     prompts=f"{RESULTS}/{wc.dataset}/embeddings/clip/prompts.safetensors")
+    return files
 
 
 def tsne_inputs(wc):

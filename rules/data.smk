@@ -3,6 +3,7 @@ rule demo_data:
         directory(f"{RESULTS}/data/{{dataset}}"),
     params:
         seed=0,
+        kind=lambda wc: CFG.dataset_kind(wc.dataset),
     threads: 1
     resources:
         mem_mb=2000,

@@ -2,7 +2,7 @@ rule evaluate:
     input:
         classifier=f"{RUN}/classifier/{{method}}/{{gen}}/classifier.safetensors",
         table=f"{RESULTS}/{{dataset}}/table.csv",
-        models=tiny_models("clip"),
+        models=classifier_models(),
     output:
         metrics=f"{RUN}/eval/{{method}}/{{gen}}.json",
         predictions=f"{RUN}/eval/{{method}}/{{gen}}_predictions.csv",

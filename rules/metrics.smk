@@ -11,7 +11,7 @@ rule embed_test:
     params:
         which="test",
         classes=lambda wc: CFG.synth_classes(wc.dataset),
-        models=model_locations,
+        models=embedding_model_locations,
         batch_size=CFG.metrics_settings()["batch_size"],
         device=config["device"],
     threads: 8
@@ -39,7 +39,7 @@ rule embed_shots:
     params:
         which="shots",
         classes=lambda wc: CFG.synth_classes(wc.dataset),
-        models=model_locations,
+        models=embedding_model_locations,
         batch_size=CFG.metrics_settings()["batch_size"],
         device=config["device"],
     threads: 4
@@ -67,7 +67,7 @@ rule embed_synth:
     params:
         which="synth",
         classes=lambda wc: CFG.synth_classes(wc.dataset),
-        models=model_locations,
+        models=embedding_model_locations,
         batch_size=CFG.metrics_settings()["batch_size"],
         device=config["device"],
     threads: 8
@@ -157,3 +157,29 @@ rule tsne:
         "../envs/chimerapipe.yaml"
     script:
         "../workflow/scripts/tsne.py"
+
+
+rule train_judge:
+    input:
+        table=f"{RESULTS}/{{dataset}}/table.csv",
+    output:
+        f"{RESULTS}/{{dataset}}/judge/judge.safetensors",
+        f"{RESULTS}/{{dataset}}/judge/judge.json",
+    params:
+        classes=lambda wc: CFG.classes(wc.dataset),
+        epochs=CFG.metrics_settings()["judge_epochs"],
+        image_size=CFG.classify_settings()["image_size"],
+        device=config["device"],
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    log:
+        f"{RESULTS}/logs/train_judge/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_judge/{{dataset}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/train_judge.py"

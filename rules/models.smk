@@ -13,3 +13,22 @@ rule build_tiny_model:
         "../envs/chimerapipe.yaml"
     script:
         "../workflow/scripts/build_tiny_model.py"
+
+
+rule pretrain_base:
+    output:
+        directory(f"{RESULTS}/models/digits-base"),
+    params:
+        settings=CFG.pretrain_settings(),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    log:
+        f"{RESULTS}/logs/pretrain_base/digits-base.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain_base/digits-base.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/pretrain_base.py"

@@ -7,7 +7,7 @@ rule train:
     params:
         classes=part_classes,
         models=model_locations,
-        train=lambda wc: CFG.method(wc.method)["train"],
+        train=lambda wc: CFG.train_settings(wc.method, wc.seed),
         names=lambda wc: CFG.class_names(wc.dataset, CFG.part_classes(wc.dataset, wc.part)),
         prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
         device=config["device"],

@@ -1,6 +1,7 @@
 """Report tables against hand-computed cells, and the HTML page's structure."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -75,11 +76,33 @@ def test_report_page_holds_tables_and_figures(evaluations, tmp_path):
                                       with_real=True)]
     sections = build_report(paths, [], [], [], [], tmp_path / "report")
     titles = [s.title for s in sections]
-    assert titles == ["Few-shot classification", "Component ablation", "Long-tail", "Alpha sweep", "Synthetic volume"]
+    assert titles == ["Few-shot classification", "Component ablation", "Paired differences against ChimeraLoRA",
+                      "Long-tail", "Alpha sweep", "Synthetic volume"]
     page = (tmp_path / "report" / "report.html").read_text()
-    assert page.count("<table") == 6 and page.count("data:image/png;base64,") == 2
+    assert page.count("<table") == 7 and page.count("data:image/png;base64,") == 2
     longtail = pd.read_csv(tmp_path / "report" / "tables" / "longtail.csv")
     tail = longtail[(longtail["classes"] == "tail") & (longtail["row"] == "chimera (α=1) + real shots")]
     assert tail["mean"].item() == pytest.approx(40.0)
     fewshot = pd.read_csv(tmp_path / "report" / "accuracy.csv")
     assert "lt" not in set(fewshot["dataset"])  # the long-tail dataset has its own table
+
+
+def test_paired_differences_against_chimeralora_by_hand(tmp_path):
+    from scipy import stats
+
+    from ChimeraPipe.report.results import collect_evaluations
+    from ChimeraPipe.report.tables import paired_table
+
+    chimera = [0.60, 0.62, 0.58, 0.61, 0.64]
+    loft = [0.55, 0.60, 0.57, 0.55, 0.58]      # differences -5, -2, -1, -6, -6 points
+    paths = [write_eval(tmp_path, "digits", "chimera", "alpha1_n50", s, a) for s, a in enumerate(chimera)]
+    paths += [write_eval(tmp_path, "digits", "chimera", "alpha0.1_n50", s, a - 0.01) for s, a in enumerate(chimera)]
+    paths += [write_eval(tmp_path, "digits", "loft", "fixed_n50", s, a) for s, a in enumerate(loft)]
+    long, wide = paired_table(collect_evaluations(paths))
+    row = long[long["row"] == "loft"].iloc[0]
+    diffs = [-5, -2, -1, -6, -6]
+    half = stats.t.ppf(0.975, 4) * np.std(diffs, ddof=1) / np.sqrt(5)
+    assert row["reference"] == "chimera (α=1)" and row["n_seeds"] == 5
+    assert row["mean_difference"] == pytest.approx(-4.0)
+    assert (row["ci95_low"], row["ci95_high"]) == (pytest.approx(-4.0 - half), pytest.approx(-4.0 + half))
+    assert wide.set_index("method").loc["chimera (α=0.1)", "digits"].startswith("-1.0 [-1.0, -1.0] (5)")

@@ -3,7 +3,8 @@ table (split, path, label, class id, display name); the K-shot draw from its tra
 
 Kinds: imagefolder (root/{train,val,test}/<class>/*), caltech101, oxford_pets, stanford_cars, flowers102,
 food101, dtd, eurosat, sun397 (CoOp's layout and split_zhou files), fgvc_aircraft (the official data/
-folder and split), isic2018 (ISIC 2018 Task 3), cifar10 (python batches, decoded once to PNG).
+folder and split), isic2018 (ISIC 2018 Task 3), cifar10 (python batches, decoded once to PNG),
+sklearn_digits (scikit-learn's digits.csv.gz, decoded once to PNG, one recorded seeded split).
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import pandas as pd
 
 from .base import COLUMNS, DatasetLayoutError, check_images_exist, class_ids, safe_id
 from .coop import COOP_DATASETS
-from .official import Cifar10, FgvcAircraft, ImageFolder, Isic2018
+from .official import Cifar10, FgvcAircraft, ImageFolder, Isic2018, SklearnDigits
 
 KINDS = {"imagefolder": ImageFolder(), **COOP_DATASETS, "fgvc_aircraft": FgvcAircraft(), "isic2018": Isic2018(),
-         "cifar10": Cifar10()}
+         "cifar10": Cifar10(), "sklearn_digits": SklearnDigits()}
 NAMINGS = ("baseline", "coop")
 
 __all__ = ["COLUMNS", "KINDS", "DatasetLayoutError", "class_ids", "dataset_classes", "dataset_table", "draw_shots",

@@ -179,3 +179,77 @@ class ImageFolder:
 
     def ids(self, names: list[str]) -> list[str]:
         return list(names)  # the folders are the ids
+
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@dataclass(frozen=True)
+class SklearnDigits:
+    """scikit-learn's handwritten digits (UCI optdigits test set, 1,797 8x8 images with 17 grey levels) in
+    the file scikit-learn ships, root/digits.csv.gz (64 pixel values 0-16 and the label per row). Decoded
+    once to PNG under `decoded_dir`: dark ink on white, upscaled to `size` px (bilinear). There is no
+    official split: one seeded split per class (seed 0, `test_share` of each class to test), recorded in
+    the dataset table. Class ids and display names are the digits' words ('a photo of a seven')."""
+    kind: str = "sklearn_digits"
+    prompt_prefix: str = ""
+    detect_noun: str = ""
+    size: int = 32
+    test_share: float = 0.3
+    layout = Layout("sklearn_digits", "digits.csv.gz (scikit-learn's sklearn/datasets/data/digits.csv.gz)")
+
+    def _rows(self, root: Path) -> np.ndarray:
+        self.layout.require(root, "digits.csv.gz")
+        try:
+            rows = np.loadtxt(root / "digits.csv.gz", delimiter=",", dtype=np.int64, ndmin=2)
+        except ValueError as err:
+            raise self.layout.error(root, f"digits.csv.gz is not a digits table ({err})") from None
+        if rows.shape[1] != 65 or rows[:, :64].min() < 0 or rows[:, :64].max() > 16 or not np.isin(
+                rows[:, 64], range(10)).all():
+            raise self.layout.error(root, "digits.csv.gz rows must be 64 pixel values in 0..16 and a label 0..9")
+        return rows
+
+    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+        self.layout.require(root, "digits.csv.gz")
+        return list(DIGIT_WORDS)
+
+    @staticmethod
+    def fetch(root: str | Path) -> Path:
+        """Copy the file scikit-learn ships (no network) to root/digits.csv.gz."""
+        import shutil
+
+        import sklearn
+
+        source = Path(sklearn.__file__).parent / "datasets" / "data" / "digits.csv.gz"
+        Path(root).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, Path(root) / "digits.csv.gz")
+        return Path(root)
+
+    def ids(self, names: list[str]) -> list[str]:
+        return list(names)
+
+    def split(self, labels: np.ndarray) -> list[str]:
+        """'train' / 'test' per row: per class, a seed-0 permutation's first test_share go to test."""
+        splits = np.array(["train"] * len(labels), dtype=object)
+        rng = np.random.default_rng(0)
+        for label in range(10):
+            rows = np.flatnonzero(labels == label)
+            test = rng.permutation(rows)[:round(self.test_share * len(rows))]
+            splits[test] = "test"
+        return list(splits)
+
+    def table(self, root: Path, naming: str = "baseline", decoded_dir: str | Path | None = None) -> pd.DataFrame:
+        if decoded_dir is None:
+            raise ValueError("sklearn_digits: the images must be decoded into a folder (decoded_dir)")
+        rows, decoded = self._rows(root), Path(decoded_dir)
+        if not (decoded / "DONE").is_file():
+            with atomic_dir(decoded) as tmp:
+                for j, row in enumerate(rows):
+                    ink = row[:64].reshape(8, 8).astype(np.float32) / 16.0
+                    grey = Image.fromarray(np.uint8(255 * (1 - ink)), mode="L")
+                    grey.resize((self.size, self.size), Image.BILINEAR).convert("RGB").save(tmp / f"{j:04d}.png")
+                (tmp / "DONE").write_text("decoded\n")
+        labels = rows[:, 64]
+        return make_table([(split, str(decoded / f"{j:04d}.png"), int(label))
+                           for j, (split, label) in enumerate(zip(self.split(labels), labels, strict=True))],
+                          list(DIGIT_WORDS), list(DIGIT_WORDS))

@@ -19,7 +19,7 @@ def rows_path(embeddings_path: str | Path) -> Path:
 def write_embeddings(path: str | Path, rows: pd.DataFrame, embeddings: np.ndarray, extractor: str) -> None:
     if len(rows) != len(embeddings):
         raise ValueError(f"{path}: {len(rows)} images but {len(embeddings)} embeddings")
-    write_csv(rows_path(path), rows[["path", "class"]].reset_index(drop=True))
+    write_csv(rows_path(path), rows[[c for c in ("path", "class", "predicted") if c in rows]].reset_index(drop=True))
     save_tensors(path, {"embeddings": torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32))},
                  metadata={"features": extractor})
 

@@ -1,10 +1,14 @@
 """Image feature extractors for the gap metrics, by name (config `metrics.features`).
 
 An extractor turns image paths into L2-normalised embeddings; `clip` (the configured CLIP's image tower,
-frozen, no classifier LoRA) is the default. Another backbone plugs in by adding a class with the same
-two methods to EXTRACTORS: the metrics never see which one made the numbers.
+frozen, no classifier LoRA) is the default, `judge` a CNN trained on the dataset's real training images
+(whose predictions, kept in `predicted`, also give each image's class correctness). Another backbone
+plugs in by adding a class with an `embed_images` method and a `model_kind` to EXTRACTORS: the metrics
+never see which one made the numbers.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -45,7 +49,28 @@ class ClipFeatures:
         return F.normalize(text, dim=-1).cpu().numpy()
 
 
-EXTRACTORS: dict[str, type] = {"clip": ClipFeatures}
+class JudgeFeatures:
+    """The judge: a SmallCNN trained on every real training image of the dataset (rule train_judge). Its
+    128-d features are the space; its predictions say whether each image shows its class."""
+
+    model_kind = "judge"
+
+    def __init__(self, models: dict, device: str = "cpu", batch_size: int = 256):
+        from ..cnn import load_cnn
+
+        self.model, self.meta = load_cnn(Path(models["judge"]) / "judge.safetensors", device)
+        self.device, self.batch_size = device, batch_size
+        self.predicted: list[str] | None = None
+
+    def embed_images(self, paths: list[str]) -> np.ndarray:
+        from ..cnn import cnn_outputs
+
+        feats, labels = cnn_outputs(self.model, paths, self.meta["image_size"], self.device, self.batch_size)
+        self.predicted = [self.meta["classes"][i] for i in labels]
+        return feats
+
+
+EXTRACTORS: dict[str, type] = {"clip": ClipFeatures, "judge": JudgeFeatures}
 
 
 def feature_extractor(name: str, models: dict, device: str = "cpu", batch_size: int = 64):

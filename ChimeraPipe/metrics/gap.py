@@ -120,7 +120,7 @@ def class_gap(test, shots, synth, text, k: int = 5, synth_clip=None) -> dict[str
     synth_clip = synth if synth_clip is None else synth_clip
     return {"n_synthetic": len(synth), "n_test": len(test),
             "fid": frechet_distance(synth, test),
-            "clip_score": clip_score(synth_clip, text) if len(synth) else float("nan"),
+            "clip_score": clip_score(synth_clip, text) if len(synth) and text is not None else float("nan"),
             "centroid_similarity": centroid_similarity(synth, test),
             **prdc(test, synth, k),
             "copy_rate": copy_rate(synth, shots),
@@ -129,7 +129,7 @@ def class_gap(test, shots, synth, text, k: int = 5, synth_clip=None) -> dict[str
 
 
 def dataset_gap(test: pd.DataFrame, shots: pd.DataFrame, synth: pd.DataFrame, emb: dict[str, np.ndarray],
-                text: dict[str, np.ndarray], classes: list[str], k: int = 5,
+                text: dict[str, np.ndarray] | None, classes: list[str], k: int = 5,
                 synth_clip: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
     """Per-class metrics (a row per class) and the dataset's summary: each metric's mean over classes, plus
     the dataset-level Fréchet distance of the pooled sets (`fid_pooled`).
@@ -142,8 +142,11 @@ def dataset_gap(test: pd.DataFrame, shots: pd.DataFrame, synth: pd.DataFrame, em
         return None if synth_clip is None else synth_clip[(synth["class"] == cls).to_numpy()]
 
     rows = [{"class": cls, **class_gap(of("test", test, cls), of("shots", shots, cls), of("synth", synth, cls),
-                                       text[cls], k, clip_of(cls))} for cls in classes]
+                                       (text or {}).get(cls), k, clip_of(cls))} for cls in classes]
     per_class = pd.DataFrame(rows)
+    if "predicted" in synth:  # the feature extractor is a classifier: the share it labels as their class
+        correct = synth["predicted"] == synth["class"]
+        per_class["class_accuracy"] = [float(correct[synth["class"] == c].mean()) for c in classes]
     chosen = synth["class"].isin(classes).to_numpy()
     real = test["class"].isin(classes).to_numpy()
     summary = {col: float(per_class[col].mean()) for col in per_class.columns

@@ -78,6 +78,13 @@ def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: lis
                                 "crops), + semantic boosting (LoFT with box-constrained crops), and both.",
                                 [Item("Top-1 accuracy (%)", table=ablation)]))
 
+    paired = _write_table(table_dir, "paired", tables.paired_table(fewshot_runs)) if not fewshot_runs.empty else None
+    if paired is not None:
+        sections.append(Section("Paired differences against ChimeraLoRA", "Each method's accuracy minus "
+                                "ChimeraLoRA's on the same seed (same shots), in points: mean [95 % t-interval] "
+                                "(seeds). An interval that excludes 0 is a difference larger than the seed spread.",
+                                [Item("Accuracy difference (points) against ChimeraLoRA", table=paired)]))
+
     lt = _write_table(table_dir, "longtail", tables.longtail_table(results))
     if lt is not None:
         sections.append(Section("Long-tail", "Head classes keep their real training images (up to head_max), "

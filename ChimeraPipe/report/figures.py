@@ -47,10 +47,13 @@ def sweep_plot(long: pd.DataFrame, by: str, out_png: str | Path, xlabel: str, lo
 
 def alpha_dial_plot(gap: pd.DataFrame, out_png: str | Path) -> None:
     """Diversity of the synthetic set and its fidelity (centroid similarity and coverage of the real test
-    images) against alpha: small alpha mixes few heads (image-wise), large alpha averages them (class-wise)."""
+    images; the judge's class correctness when the features are a classifier's) against alpha: small alpha
+    mixes few heads (image-wise), large alpha averages them (class-wise)."""
     dial = gap[gap["alpha"].notna()]
     panels = [("diversity", "diversity (1 - mean cos)"), ("centroid_similarity", "centroid similarity"),
               ("coverage", "coverage")]
+    if "class_accuracy" in dial and dial["class_accuracy"].notna().any():
+        panels.append(("class_accuracy", "judge: share showing its class"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.3), squeeze=False)
     for ax, (metric, label) in zip(axes[0], panels, strict=True):
         stats = dial.groupby(["dataset", "method", "alpha"])[metric].agg(["mean", "std"]).reset_index()

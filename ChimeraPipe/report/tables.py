@@ -15,7 +15,8 @@ ABLATION = (("loft", "LoFT (image-wise LoRA)"), ("chimera_nobox", "+ multi-head"
             ("loft_box", "+ semantic boosting"), ("chimera", "+ multi-head + semantic boosting (ChimeraLoRA)"))
 GAP_COLUMNS = {"fid": "FD ↓", "fid_pooled": "FD (pooled) ↓", "clip_score": "CLIP score ↑",
                "centroid_similarity": "centroid sim. ↑", "coverage": "coverage ↑", "precision": "precision ↑",
-               "recall": "recall ↑", "density": "density", "copy_rate": "copy rate ↓", "diversity": "diversity ↑"}
+               "recall": "recall ↑", "density": "density", "copy_rate": "copy rate ↓", "diversity": "diversity ↑",
+               "class_accuracy": "judge: right class ↑"}
 
 
 def _labelled(results: pd.DataFrame) -> pd.DataFrame:
@@ -104,6 +105,35 @@ def gap_table(gap: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
             digits = 1 if metric in ("clip_score", "centroid_similarity") else 3  # x100 scores; FD, shares
             long.append({"row": row, "metric": metric, "mean": mean, "std": std, "n_seeds": n})
             display[GAP_COLUMNS[metric]] = cell(mean, std, n, digits)
+        wide.append(display)
+    return pd.DataFrame(long), pd.DataFrame(wide)
+
+
+def paired_table(evaluations: pd.DataFrame, reference: str = "chimera") -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Each method minus the reference (ChimeraLoRA at α=1 when it ran, else its first alpha), seed by seed
+    (the same shots, i.e. paired), per dataset: mean difference and its 95 % t-interval over seeds."""
+    from scipy import stats
+
+    results = _labelled(headline(evaluations))
+    refs = [r for r in dict.fromkeys(results.loc[results["method"] == reference, "row"])]
+    if not refs or results["seed"].nunique() < 2:
+        return None
+    ref_row = f"{reference} (α=1)" if f"{reference} (α=1)" in refs else refs[0]
+    ref = results[results["row"] == ref_row].set_index(["dataset", "seed"])["accuracy"]
+    long, wide = [], []
+    for row in dict.fromkeys(results.sort_values(["method", "generation"], kind="stable")["row"]):
+        if row == ref_row:
+            continue
+        sub = results[results["row"] == row].set_index(["dataset", "seed"])["accuracy"]
+        display = {"method": row}
+        for dataset in sorted(results["dataset"].unique()):
+            diff = (sub.get(dataset, pd.Series(dtype=float)) - ref.get(dataset, pd.Series(dtype=float))).dropna()
+            n = len(diff)
+            mean = float(diff.mean()) if n else np.nan
+            half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+            long.append({"row": row, "reference": ref_row, "dataset": dataset, "mean_difference": mean,
+                         "ci95_low": mean - half, "ci95_high": mean + half, "n_seeds": n})
+            display[dataset] = f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] ({n})" if n > 1 else "–"
         wide.append(display)
     return pd.DataFrame(long), pd.DataFrame(wide)
 

@@ -1,0 +1,7 @@
+from ChimeraPipe import stages
+from ChimeraPipe.runtime import start_job
+
+start_job(snakemake.log[0], snakemake.threads)
+p = snakemake.params
+stages.train_judge(snakemake.input.table, p.classes, snakemake.output[0], epochs=p.epochs, image_size=p.image_size,
+                   device=p.device)
