@@ -283,11 +283,12 @@ def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str,
 
 
 def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), tsne_pngs: list[str] = (),
-           grid_dirs: list[str] = (), box_quality_csvs: list[str] = ()) -> None:
+           grid_dirs: list[str] = (), box_quality_csvs: list[str] = (), base_dirs: list[str] = (),
+           judge_jsons: list[str] = ()) -> None:
     """Every table and figure for what the run produced: out_dir/{accuracy.*, tables/, figures/, report.md,
     report.html}."""
     build_report(list(eval_jsons), list(gap_jsons), list(tsne_pngs), list(grid_dirs), list(box_quality_csvs),
-                 out_dir)
+                 out_dir, base_dirs=list(base_dirs), judge_jsons=list(judge_jsons))
 
 
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],

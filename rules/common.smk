@@ -181,6 +181,18 @@ def gap_results():
             for d, s in runs() for m, gen in synthetic_sets(d)]
 
 
+def pretrained_bases():
+    """Base models the workflow pretrains (not the tiny random ones): the report shows their check."""
+    return [p for p in tiny_models("diffusion") if not Path(p).name.startswith("tiny-")]
+
+
+def judge_reports():
+    """The judges whose features the gap metrics use: the report gives their accuracy on real test images."""
+    if EXTRACTOR_MODEL[FEATURES] != "judge":
+        return []
+    return [f"{RESULTS}/{d}/judge/judge.json" for d in CFG.datasets if synthetic_methods(d)]
+
+
 def tsne_plots():
     return [f"{RESULTS}/report/tsne/{d}_shots{CFG.shots}_seed{s}.png" for d, s in runs() if synthetic_methods(d)]
 

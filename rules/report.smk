@@ -5,6 +5,8 @@ rule report:
         tsne=tsne_plots(),
         grids=sample_grid_dirs(),
         box_quality=[p.replace(".md", ".csv") for p in box_quality_reports()],
+        bases=pretrained_bases(),
+        judges=judge_reports(),
     output:
         table=f"{RESULTS}/report/accuracy.csv",
         markdown=f"{RESULTS}/report/accuracy.md",

@@ -63,7 +63,8 @@ def test_fine_tuning_moves_the_synthetic_set_toward_the_target(mini_run):
 @pytest.mark.slow
 def test_mini_report_has_the_experiment_tables(mini_run):
     page = (mini_run / "report" / "report.html").read_text()
-    for title in ("Few-shot classification", "Synthetic-to-real gap", "Alpha sweep", "Sample grids"):
+    for title in ("Few-shot classification", "Synthetic-to-real gap", "Alpha sweep", "Sample grids",
+                  "Models the workflow trained"):
         assert f">{title}</h2>" in page
     gap = pd.read_csv(mini_run / "report" / "tables" / "gap_by_dataset.csv")
     assert gap["class_accuracy"].between(0, 1).all() and (gap["features"] == "judge").all()

@@ -106,3 +106,27 @@ def test_paired_differences_against_chimeralora_by_hand(tmp_path):
     assert row["mean_difference"] == pytest.approx(-4.0)
     assert (row["ci95_low"], row["ci95_high"]) == (pytest.approx(-4.0 - half), pytest.approx(-4.0 + half))
     assert wide.set_index("method").loc["chimera (α=0.1)", "digits"].startswith("-1.0 [-1.0, -1.0] (5)")
+
+
+def test_report_shows_the_trained_base_and_judge(evaluations, tmp_path):
+    from PIL import Image
+
+    base = tmp_path / "models" / "digits-base"
+    base.mkdir(parents=True)
+    check = {"samples_right_class": 0.72, "per_digit": [0.9, 0.5] + [0.72] * 8, "judge_heldout_accuracy": 0.999,
+             "per_digit_samples": 20, "guidance_scale": 5.0}
+    (base / "base.json").write_text(json.dumps({"check": check, "timings_s": {"vae_s": 100.4, "unet_s": 600.2}}))
+    Image.new("RGB", (48, 30)).save(base / "samples.png")
+    judge = tmp_path / "digits" / "judge" / "judge.json"
+    judge.parent.mkdir(parents=True)
+    judge.write_text(json.dumps({"test_accuracy": 0.987}))
+    sections = build_report(evaluations, [], [], [], [], tmp_path / "report", base_dirs=[str(base)],
+                            judge_jsons=[str(judge)])
+    trained = next(s for s in sections if s.title == "Models the workflow trained")
+    base_table = trained.items[0].table.iloc[0]
+    assert (base_table["samples labelled as prompted"], base_table["chance"]) == (0.72, 0.1)
+    assert base_table["per prompt"].startswith("0.90 0.50 0.72") and base_table["training s"] == 701
+    assert trained.items[1].figure == base / "samples.png"
+    assert trained.items[2].table.to_dict("records") == [{"dataset": "digits", "test accuracy": 0.987}]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert ">Models the workflow trained</h2>" in page and "data:image/png;base64" in page

@@ -1,6 +1,7 @@
 """Build every table and figure for whatever the config ran, and the Markdown and HTML pages."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -36,8 +37,41 @@ def _grid_items(grid_dirs: list[str], max_classes: int) -> list[Item]:
     return items
 
 
+def _trained_model_items(base_dirs: list[str], judge_jsons: list[str]) -> list[Item]:
+    """What the workflow's own trained models can do: a pretrained base's check (its samples, labelled by a
+    source-domain judge) and each dataset judge's accuracy on the real test images."""
+    items = []
+    for folder in base_dirs:
+        base = json.loads((Path(folder) / "base.json").read_text())
+        check = base["check"]
+        per_class = check.get("per_digit", [])
+        table = pd.DataFrame([{
+            "base": Path(folder).name,
+            "samples labelled as prompted": round(check["samples_right_class"], 3),
+            "chance": round(1 / len(per_class), 3) if per_class else None,
+            "per prompt": " ".join(f"{v:.2f}" for v in per_class),
+            "source judge, held-out accuracy": round(check["judge_heldout_accuracy"], 3),
+            "samples per prompt": check.get("per_digit_samples"),
+            "guidance": check.get("guidance_scale"),
+            "training s": round(sum(base.get("timings_s", {}).values())),
+        }])
+        items.append(Item(f"{Path(folder).name}: its samples, labelled by a classifier of the source domain",
+                          table=table))
+        if (Path(folder) / "samples.png").is_file():
+            items.append(Item(f"{Path(folder).name}: samples, one row per prompt (in class order)",
+                              figure=Path(folder) / "samples.png"))
+    if judge_jsons:
+        rows = [{"dataset": Path(p).parent.parent.name, "test accuracy": round(json.loads(Path(p).read_text())
+                                                                               ["test_accuracy"], 3)}
+                for p in judge_jsons]
+        items.append(Item("Judges (a CNN on all real training images; the gap metrics' feature space): accuracy on"
+                          " the real test images", table=pd.DataFrame(rows)))
+    return items
+
+
 def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: list[str], grid_dirs: list[str],
-                 box_quality: list[str], out_dir: str | Path, max_grid_classes: int = 4) -> list[Section]:
+                 box_quality: list[str], out_dir: str | Path, max_grid_classes: int = 4,
+                 base_dirs: list[str] = (), judge_jsons: list[str] = ()) -> list[Section]:
     """Writes accuracy.{csv,md}, tables/*.{csv,md}, figures/*.png, report.md and report.html in out_dir."""
     out_dir = Path(out_dir)
     table_dir, figure_dir = out_dir / "tables", out_dir / "figures"
@@ -119,6 +153,12 @@ def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: lis
                                 [Item(f"Top-1 accuracy (%) by {xlabel}", table=shown),
                                  Item(f"Accuracy against {xlabel} (mean ± std over seeds)",
                                       figure=figure_dir / f"{name}.png")]))
+
+    trained = _trained_model_items(list(base_dirs), list(judge_jsons))
+    if trained:
+        sections.append(Section("Models the workflow trained", "The pretrained base must know its classes before "
+                                "its fine-tuned images can mean anything; the judges define the gap metrics.",
+                                trained))
 
     grids = _grid_items(grid_dirs, max_grid_classes)
     if grids:
