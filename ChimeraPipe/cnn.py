@@ -99,7 +99,7 @@ def train_cnn_classifier(table: pd.DataFrame, classes: list[str], out_path: str 
 def load_cnn(path: str | Path, device: str = "cpu") -> tuple[SmallCNN, dict]:
     meta = json.loads(Path(path).with_suffix(".json").read_text())
     model = SmallCNN(len(meta["classes"]))
-    model.load_state_dict({k: v for k, v in load_tensors(path).items()})
+    model.load_state_dict(load_tensors(path))
     return model.to(device).eval(), meta
 
 
