@@ -35,6 +35,11 @@ def is_built_by_workflow(kind: str, spec: str) -> bool:
     return spec == "tiny" or BUILT_SPECS.get(spec) == kind
 
 
+def built_model_name(kind: str, spec: str) -> str:
+    """The folder under models/ of a model the workflow builds: tiny-<kind>, or the pretrained spec's name."""
+    return f"tiny-{kind}" if spec == "tiny" else spec
+
+
 def tiny_dir(models_dir: str | Path, kind: str) -> Path:
     return Path(models_dir) / f"tiny-{kind}"
 
@@ -43,8 +48,8 @@ def resolve_model(kind: str, spec: str, models_dir: str | Path) -> str:
     """Where to load model `kind` from: a local directory or a hub id (passed to from_pretrained)."""
     if kind not in MODEL_KINDS:
         raise ModelSpecError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
-    if spec == "tiny" or BUILT_SPECS.get(spec) == kind:
-        path = tiny_dir(models_dir, kind) if spec == "tiny" else Path(models_dir) / spec
+    if is_built_by_workflow(kind, spec):
+        path = Path(models_dir) / built_model_name(kind, spec)
         if not (path / "BUILT").is_file():
             rule = "build_tiny_model" if spec == "tiny" else "pretrain_base"
             raise ModelSpecError(f"models.{kind}: {spec} model not built at {path} (rule {rule} makes it)")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from ChimeraPipe.config import WorkflowConfig, split_eval_tag
 from ChimeraPipe.metrics.features import EXTRACTORS
-from ChimeraPipe.models import BUILT_SPECS, MODEL_KINDS, is_built_by_workflow
+from ChimeraPipe.models import BUILT_SPECS, MODEL_KINDS, built_model_name, is_built_by_workflow
 
 EXTRACTOR_MODEL = {name: extractor.model_kind for name, extractor in EXTRACTORS.items()}
 
@@ -34,7 +34,7 @@ def run_dir(wc):
 def tiny_models(*kinds):
     """Inputs for models the workflow builds ('tiny' ones, or a pretrained base such as 'digits-base');
     real models are not workflow files."""
-    return [f"{RESULTS}/models/tiny-{k}" if CFG.model_spec(k) == "tiny" else f"{RESULTS}/models/{CFG.model_spec(k)}"
+    return [f"{RESULTS}/models/{built_model_name(k, CFG.model_spec(k))}"
             for k in kinds if is_built_by_workflow(k, CFG.model_spec(k))]
 
 
@@ -183,7 +183,7 @@ def gap_results():
 
 def pretrained_bases():
     """Base models the workflow pretrains (not the tiny random ones): the report shows their check."""
-    return [p for p in tiny_models("diffusion") if not Path(p).name.startswith("tiny-")]
+    return tiny_models("diffusion") if CFG.model_spec("diffusion") in BUILT_SPECS else []
 
 
 def judge_reports():

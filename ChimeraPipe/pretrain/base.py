@@ -23,7 +23,7 @@ from ..models import SD21_SCHEDULER, build_clip_tokenizer
 from ..runtime import warmup_cosine
 from ..settings import PretrainSettings
 from .check import sample_check, source_judge
-from .glyphs import caption, digit_fonts, render_digits
+from .glyphs import caption, digit_fonts, render_digits, to_pixels
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,6 @@ def build_modules(cfg: PretrainSettings):
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=cfg.text_width,
         attention_head_dim=4, use_linear_projection=True, norm_num_groups=8)
     return vae, text_encoder, unet
-
-
-def _pixels(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def train_vae(vae, pixels: torch.Tensor, cfg: PretrainSettings, gen: torch.Generator) -> list[float]:
@@ -118,7 +114,7 @@ def pretrain_base(out_dir: str | Path, cfg: PretrainSettings | None = None) -> d
     timings, start = {}, time.perf_counter()
     fonts = digit_fonts()
     images, labels = render_digits(cfg.pool, cfg.image_size, cfg.seed, fonts)
-    pixels = _pixels(images)
+    pixels = to_pixels(images)
     timings["render_s"] = time.perf_counter() - start
     with atomic_dir(out_dir) as tmp:
         tokenizer = build_clip_tokenizer(tmp / "tokenizer", cfg.max_tokens)

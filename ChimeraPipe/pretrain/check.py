@@ -11,18 +11,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..cnn import SmallCNN
-from .glyphs import caption, render_digits
-
-
-def _tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+from .glyphs import caption, render_digits, to_pixels
 
 
 def source_judge(size: int, seed: int, count: int = 6000, epochs: int = 4, fonts=None) -> tuple[SmallCNN, float]:
     """A SmallCNN on freshly rendered digits (another seed than the base's pool); its held-out accuracy."""
     held_out = max(10, count // 6)
     images, labels = render_digits(count + held_out, size, seed + 1000, fonts)
-    x, y = _tensor(images), torch.as_tensor(labels)
+    x, y = to_pixels(images), torch.as_tensor(labels)
     torch.manual_seed(seed)
     model = SmallCNN(10)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..datasets.official import DIGIT_WORDS
@@ -95,6 +96,11 @@ def render_digits(count: int, size: int, seed: int = 0, fonts: list[Path] | None
         ink = rng.uniform(0, 80, 3) if paper.mean() > 128 else rng.uniform(190, 255, 3)
         images[i] = np.clip(paper * (1 - frame) + ink * frame, 0, 255).astype(np.uint8)
     return images, labels
+
+
+def to_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 images [n, h, w, 3] -> float tensor [n, 3, h, w] in [-1, 1], as the VAE and the judges take."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def caption(label: int) -> str:
