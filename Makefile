@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo mini test test-report test-slurm lint install clean
+.PHONY: demo mini test test-fast test-report test-slurm lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ mini: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores 2 --max-threads 1 --configfile config/mini.yaml
 	@echo "Report: results_mini/report/report.html"
 
+# Everything (CI's gate); the slowest tests are listed at the end.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --ignore=tests/slurm
+	$(BIN)/python -m pytest -q --ignore=tests/slurm --durations=15
+
+# The edit loop: unit tests and dry runs, no end-to-end workflow run (marker `slow`), a few minutes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q --ignore=tests/slurm -m "not slow" --durations=10
 
 # The demo's HTML report opened in headless Chromium (installed from Debian's packages when missing, as root).
 test-report: $(STAMP)
@@ -42,8 +47,10 @@ test-slurm: $(STAMP)
 		$(BIN)/python -m pytest -q tests/slurm; \
 	status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
+# Style (ruff), the import layers (import-linter: imports only point down, no circles), the workflow.
 lint: $(STAMP)
 	$(BIN)/ruff check ChimeraPipe tests bench workflow/scripts
+	$(BIN)/lint-imports
 	$(BIN)/snakemake --lint
 
 clean:

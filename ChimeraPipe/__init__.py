@@ -1,9 +1,18 @@
 """ChimeraPipe: ChimeraLoRA few-shot synthetic training data as plain, importable stages.
 
-Modules: `lora` (multi-head LoRA layer), `crops` (box-constrained crops), `detect` (Grounded-SAM and
-other box backends), `views` (crop cache), `train` / `generate` (per-class LoRA and Dirichlet-mixed
-generation), `classify` (CLIP LoRA classifier), `report`, `quality`; `stages` has one function per
-workflow rule; `models` resolves `tiny` / local / hub model specs.
+The package's folders are the pipeline's stages, layered; a module imports only from its own layer's
+package or the layers below (an import-linter contract, `make lint`):
+
+    pipeline                                      config, settings (every default), presets, parts, stages
+    report | metrics | diffusion | pretrain       tables and figures; gap metrics; LoRA training and
+                                                  generation; the laptop-scale base
+    classify | boxes                              the classifier loop, backends, evaluation; detection,
+                                                  crops, view caches
+    datasets | models | lora                      official layouts; model specs, tiny models, CLIP / CNN;
+                                                  the multi-head LoRA layer and adapter files
+    core                                          io, images, runtime, names, hashing, checkpoints
+
+Each folder's `__init__` says what lives there and what it may import.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from ChimeraPipe.crops import apply_crop, sample_crop
-from ChimeraPipe.data import choose_shots, make_shapes_dataset
-from ChimeraPipe.detect import GroundedSam, full_boxes, grounded_sam_boxes
-from ChimeraPipe.models import build_tiny_model, resolve_model, tiny_dir
-from ChimeraPipe.views import encode_views
+from ChimeraPipe.boxes.crops import apply_crop, sample_crop
+from ChimeraPipe.boxes.detect import GroundedSam, full_boxes, grounded_sam_boxes
+from ChimeraPipe.boxes.views import encode_views
+from ChimeraPipe.datasets import dataset_table, draw_shots
+from ChimeraPipe.datasets.demo import make_shapes_dataset
+from ChimeraPipe.models.specs import built_model_name, resolve_model
+from ChimeraPipe.models.tiny import build_tiny_model
 
 
 def main():
@@ -27,11 +29,11 @@ def main():
     parser.add_argument("--views", type=int, default=200)
     args = parser.parse_args()
     for kind in ("diffusion", "grounding_dino", "sam"):
-        if not (tiny_dir(args.models, kind) / "BUILT").is_file():
+        if not (Path(args.models) / built_model_name(kind, "tiny") / "BUILT").is_file():
             build_tiny_model(kind, args.models)
     with tempfile.TemporaryDirectory() as tmp:
         root = make_shapes_dataset(Path(tmp) / "shapes")
-        shots = choose_shots(root, ["circle", "square", "triangle"], 4, 0)
+        shots = draw_shots(dataset_table("imagefolder", root), ["circle", "square", "triangle"], 4, 0)
         paths = list(shots.path)
         boxes = full_boxes(paths).set_index("path")
         images = {p: Image.open(p).convert("RGB") for p in paths}

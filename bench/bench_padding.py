@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ChimeraPipe.crops import sample_crop
-from ChimeraPipe.data import make_shapes_dataset, read_annotations
-from ChimeraPipe.presets import PRESETS
+from ChimeraPipe.boxes.crops import sample_crop
+from ChimeraPipe.datasets.demo import make_shapes_dataset, read_annotations
+from ChimeraPipe.pipeline.presets import PRESETS
 
 # (width, height) typical of each dataset's images
 ASPECTS = {"pets 4:3": (500, 375), "cars 16:9": (640, 360), "aircraft 3:2": (1024, 683), "flowers 3:4": (500, 667),

@@ -11,15 +11,15 @@ import tempfile
 
 import torch
 
+from ChimeraPipe.pipeline.settings import PretrainSettings, source_judge_settings
 from ChimeraPipe.pretrain.base import pretrain_base
-from ChimeraPipe.settings import PretrainSettings
 
 
 def timings(threads: int, steps: int) -> dict[str, float]:
     torch.set_num_threads(threads)
     cfg = PretrainSettings(pool=2000, vae_steps=steps, unet_steps=steps, check_images=500, check_samples=2)
     with tempfile.TemporaryDirectory() as tmp:
-        return pretrain_base(os.path.join(tmp, "base"), cfg)["timings_s"]
+        return pretrain_base(os.path.join(tmp, "base"), cfg, source_judge_settings(cfg))["timings_s"]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ rule classify:
         settings=lambda wc: CFG.classify_settings(wc.dataset),
         num_images=lambda wc: split_eval_tag(wc.gen)[1],
         prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
-        device=config["device"],
+        device=DEVICE,
     threads: 16
     resources:
         mem_mb=64000,

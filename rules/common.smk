@@ -1,14 +1,17 @@
 # Glue between config and paths; all logic lives in the ChimeraPipe package.
 from pathlib import Path
 
-from ChimeraPipe.config import WorkflowConfig, split_eval_tag
+from ChimeraPipe.core.names import REAL_TAG, set_label, split_eval_tag
 from ChimeraPipe.metrics.features import EXTRACTORS
-from ChimeraPipe.models import BUILT_SPECS, MODEL_KINDS, built_model_name, is_built_by_workflow
+from ChimeraPipe.models.specs import BUILT_SPECS, MODEL_KINDS, built_model_name, is_built_by_workflow
+from ChimeraPipe.pipeline.config import WorkflowConfig
+from ChimeraPipe.pipeline.presets import option
 
 EXTRACTOR_MODEL = {name: extractor.model_kind for name, extractor in EXTRACTORS.items()}
 
 CFG = WorkflowConfig(config)
 RESULTS = CFG.results
+DEVICE = CFG.device
 RUN = f"{RESULTS}/{{dataset}}/shots{{shots}}_seed{{seed}}"
 
 
@@ -79,7 +82,7 @@ def classifier_models():
 
 def generate_models(wc):
     """The diffusion model, and CLIP for methods that filter their images with it."""
-    return tiny_models("diffusion", *(["clip"] if CFG.method(wc.method).get("clip_filter") else []))
+    return tiny_models("diffusion", *(["clip"] if option(CFG.method(wc.method), "clip_filter") else []))
 
 
 def adapter_index_for(wc):
@@ -92,7 +95,7 @@ def synth_indexes(wc, method=None, gen=None):
     """The synthetic images' part indexes of one method's set; `gen` is a generation tag or a classifier's
     tag (whose volume is a prefix of the set)."""
     method, gen = method or wc.method, split_eval_tag(gen or wc.gen)[0]
-    if gen == "real":
+    if gen == REAL_TAG:
         return []
     return [f"{run_dir(wc)}/synth/{method}/{gen}/parts/{part}.json" for part in CFG.parts(wc.dataset)]
 
@@ -104,10 +107,6 @@ def synthetic_methods(dataset):
 def synthetic_sets(dataset):
     """(method, generation tag) of every synthetic set of a dataset."""
     return [(m, gen) for m in synthetic_methods(dataset) for gen in CFG.synth_tags(m, dataset)]
-
-
-def set_label(method, gen):
-    return method if gen == "fixed" else f"{method} {gen}"
 
 
 def set_labels(wc):
@@ -151,6 +150,7 @@ def embedding_models(wc):
 
 
 def embedding_model_locations(wildcards, input):
+    """kind -> location, with the judge's folder under 'judge' when the features are the judge's."""
     if EXTRACTOR_MODEL[wildcards.features] == "judge":
         return {"judge": str(Path(input.models[0]).parent)}
     return model_locations(wildcards, input)

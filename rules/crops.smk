@@ -9,7 +9,7 @@ rule crops:
         classes=part_classes,
         models=model_locations,
         settings=lambda wc: {**CFG.crops_settings(), "mode": crop_mode(wc)},
-        device=config["device"],
+        device=DEVICE,
     threads: 4
     resources:
         mem_mb=12000,

@@ -26,8 +26,8 @@ rule dataset_table:
     params:
         kind=lambda wc: CFG.dataset_kind(wc.dataset),
         root=lambda wc: CFG.dataset_root(wc.dataset),
-        naming=lambda wc: CFG.dataset(wc.dataset).get("class_names", "baseline"),
-        on_missing=lambda wc: CFG.dataset(wc.dataset).get("on_missing", "error"),
+        naming=lambda wc: CFG.dataset(wc.dataset).class_names,
+        on_missing=lambda wc: CFG.dataset(wc.dataset).on_missing,
         decoded=lambda wc: f"{RESULTS}/{wc.dataset}/decoded",
     threads: 1
     resources:
@@ -74,7 +74,7 @@ rule split:
     params:
         root=lambda wc: CFG.dataset_root(wc.dataset),
         classes=lambda wc: CFG.classes(wc.dataset),
-        shots_file=lambda wc: CFG.dataset(wc.dataset).get("shots_file"),
+        shots_file=lambda wc: CFG.dataset(wc.dataset).shots_file,
     threads: 1
     resources:
         mem_mb=4000,

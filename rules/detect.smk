@@ -11,7 +11,7 @@ rule detect:
         models=model_locations,
         settings=lambda wc: {**CFG.detect_settings(), "noun": CFG.detect_noun(wc.dataset)},
         names=lambda wc: CFG.class_names(wc.dataset, CFG.part_classes(wc.dataset, wc.part)),
-        device=config["device"],
+        device=DEVICE,
     threads: 4
     resources:
         mem_mb=12000,

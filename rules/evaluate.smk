@@ -12,7 +12,7 @@ rule evaluate:
                          "shots": int(wc.shots), "seed": int(wc.seed),
                          "with_real": CFG.classify_settings(wc.dataset)["with_real"] and wc.gen != "real"},
         groups=lambda wc: CFG.class_groups(wc.dataset),
-        device=config["device"],
+        device=DEVICE,
     threads: 8
     resources:
         mem_mb=32000,

@@ -15,7 +15,7 @@ rule generate:
         all_classes=lambda wc: CFG.classes(wc.dataset),
         names=lambda wc: CFG.class_names(wc.dataset),
         prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
-        device=config["device"],
+        device=DEVICE,
     threads: 8
     resources:
         mem_mb=32000,

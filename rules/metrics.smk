@@ -13,7 +13,7 @@ rule embed_test:
         classes=lambda wc: CFG.synth_classes(wc.dataset),
         models=embedding_model_locations,
         batch_size=CFG.metrics_settings()["batch_size"],
-        device=config["device"],
+        device=DEVICE,
     threads: 8
     resources:
         mem_mb=16000,
@@ -41,7 +41,7 @@ rule embed_shots:
         classes=lambda wc: CFG.synth_classes(wc.dataset),
         models=embedding_model_locations,
         batch_size=CFG.metrics_settings()["batch_size"],
-        device=config["device"],
+        device=DEVICE,
     threads: 4
     resources:
         mem_mb=8000,
@@ -69,7 +69,7 @@ rule embed_synth:
         classes=lambda wc: CFG.synth_classes(wc.dataset),
         models=embedding_model_locations,
         batch_size=CFG.metrics_settings()["batch_size"],
-        device=config["device"],
+        device=DEVICE,
     threads: 8
     resources:
         mem_mb=16000,
@@ -96,7 +96,7 @@ rule embed_prompts:
         names=lambda wc: CFG.class_names(wc.dataset, CFG.synth_classes(wc.dataset)),
         prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
         models=model_locations,
-        device=config["device"],
+        device=DEVICE,
     threads: 1
     resources:
         mem_mb=8000,
@@ -169,7 +169,7 @@ rule train_judge:
         classes=lambda wc: CFG.classes(wc.dataset),
         epochs=CFG.metrics_settings()["judge_epochs"],
         image_size=CFG.classify_settings()["image_size"],
-        device=config["device"],
+        device=DEVICE,
     threads: 4
     resources:
         mem_mb=8000,

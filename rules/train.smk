@@ -10,7 +10,7 @@ rule train:
         train=lambda wc: CFG.train_settings(wc.method, wc.seed),
         names=lambda wc: CFG.class_names(wc.dataset, CFG.part_classes(wc.dataset, wc.part)),
         prompt_prefix=lambda wc: CFG.prompt_prefix(wc.dataset),
-        device=config["device"],
+        device=DEVICE,
     threads: 8
     resources:
         mem_mb=32000,

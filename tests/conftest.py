@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from ChimeraPipe.data import make_shapes_dataset
-from ChimeraPipe.models import build_tiny_model
+from ChimeraPipe.datasets.demo import make_shapes_dataset
+from ChimeraPipe.models.tiny import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,17 +8,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ChimeraPipe.classify import (
-    LoRAAttention,
-    classifier_loss,
-    evaluate_classifier,
-    inject_clip_lora,
-    load_clip,
-    train_classifier,
-)
-from ChimeraPipe.data import choose_shots, scan_split
-from ChimeraPipe.models import resolve_model
-from ChimeraPipe.settings import ClassifierConfig
+from ChimeraPipe.classify.clip_lora import LoRAAttention, inject_clip_lora
+from ChimeraPipe.classify.data import classifier_loss
+from ChimeraPipe.classify.evaluate import evaluate_classifier
+from ChimeraPipe.models.clip import load_clip
+from ChimeraPipe.models.specs import resolve_model
+from ChimeraPipe.pipeline.settings import ClassifierConfig
+
+from helpers import images_of, shots_of, train
 
 
 def test_lora_attention_starts_as_the_original(models_dir):
@@ -38,14 +35,13 @@ def test_lora_attention_starts_as_the_original(models_dir):
 
 def test_train_and_evaluate(tmp_path, models_dir, shapes_root):
     classes = ["circle", "square", "triangle"]
-    real = choose_shots(shapes_root, classes, 4, 0).assign(real=True)
+    real = shots_of(shapes_root, classes, 4, 0).assign(real=True)
     synth = real.assign(real=False)  # stands in for generated images: checks the weighted real+synth path
     table = pd.concat([real, synth], ignore_index=True)
     cfg = ClassifierConfig(epochs=2, warmup_epochs=1, batch_size=8, augment="anchor")
-    meta = train_classifier(resolve_model("clip", "tiny", models_dir), table, [f"a photo of a {c}" for c in classes],
-                            tmp_path / "clf.safetensors", cfg)
+    meta = train(cfg, table, classes, tmp_path / "clf.safetensors", resolve_model("clip", "tiny", models_dir))
     assert len(meta["loss_per_epoch"]) == 2
-    test = scan_split(shapes_root, "test", classes)
+    test = images_of(shapes_root, "test", classes)
     metrics = evaluate_classifier(tmp_path / "clf.safetensors", test, classes, tmp_path / "m.json",
                                   tmp_path / "p.csv", tags={"method": "x"})
     assert set(metrics["per_class"]) == set(classes)
@@ -74,9 +70,10 @@ def test_classifier_learns_two_distinct_classes(tmp_path, models_dir, prompts):
     coin flip which): whichever it is, training must reach near-perfect accuracy on held-out images."""
     (tmp_path / "train").mkdir()
     (tmp_path / "test").mkdir()
-    train, test = colour_images(tmp_path / "train", 12, 0), colour_images(tmp_path / "test", 10, 1)
+    images, test = colour_images(tmp_path / "train", 12, 0), colour_images(tmp_path / "test", 10, 1)
     cfg = ClassifierConfig(epochs=4, warmup_epochs=1, batch_size=8, lr=1e-3, augment="simple", with_real=False)
-    meta = train_classifier(resolve_model("clip", "tiny", models_dir), train, prompts, tmp_path / "c.safetensors", cfg)
+    meta = train(cfg, images, ["red", "blue"], tmp_path / "c.safetensors", resolve_model("clip", "tiny", models_dir),
+                 prompts=prompts)
     metrics = evaluate_classifier(tmp_path / "c.safetensors", test, ["red", "blue"], tmp_path / "m.json",
                                   tmp_path / "p.csv")
     assert metrics["accuracy"] >= 0.9, metrics

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ChimeraPipe.crops import apply_crop, clip_box, padded_fraction, sample_crop
+from ChimeraPipe.boxes.crops import apply_crop, clip_box, padded_fraction, sample_crop
 
 EPS = 1e-6
 

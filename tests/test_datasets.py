@@ -9,7 +9,17 @@ import pytest
 
 from ChimeraPipe import datasets
 from ChimeraPipe.datasets import DatasetLayoutError, dataset_classes, dataset_table, draw_shots, eval_split, safe_id
-from ChimeraPipe.datasets.replicas import AIRCRAFT_CLASSES, CIFAR_CLASSES, COOP_CLASSES, write_isic, write_replica
+from ChimeraPipe.datasets.names import baseline_lists, words
+
+from replicas import (
+    AIRCRAFT_CLASSES,
+    CIFAR_CLASSES,
+    COOP_CLASSES,
+    write_aircraft,
+    write_coop,
+    write_isic,
+    write_replica,
+)
 
 COOP_KINDS = sorted(COOP_CLASSES)
 
@@ -38,25 +48,89 @@ def test_coop_layouts_give_the_split_files_entries(tmp_path, kind):
     assert eval_split(table) == "test"
 
 
-def test_baseline_spelling_where_the_baselines_differ_from_coop(tmp_path):
-    expect = {"eurosat": ["AnnualCrop", "Forest", "HerbaceousVegetation"],              # raw folders
-              "stanford_cars": ["Ram C/V Cargo Van Minivan 2012", "Tesla Model S Sedan 2012",  # year last
+# CoOp's own spelling of each dataset's classes, derived from the baselines' names the way CoOp's readers
+# write their split files (lower-cased pet breeds from the file names, the car's year first, EuroSAT's long
+# names, underscores in food and scene folders, Caltech's renamed folders).
+EUROSAT_COOP = {"AnnualCrop": "Annual Crop Land", "HerbaceousVegetation": "Herbaceous Vegetation Land",
+                "Highway": "Highway or Road", "Industrial": "Industrial Buildings", "Pasture": "Pasture Land",
+                "PermanentCrop": "Permanent Crop Land", "Residential": "Residential Buildings",
+                "SeaLake": "Sea or Lake"}
+CALTECH_FOLDERS = {"face": "Faces", "leopard": "Leopards", "motorbike": "Motorbikes", "airplane": "airplanes"}
+
+
+def coop_spelling(kind: str, name: str) -> tuple[str, str]:
+    """(CoOp's class name, the image folder) of one of the baselines' names."""
+    if kind == "oxford_pets":
+        return name.lower().replace(" ", "_"), name.replace(" ", "_")
+    if kind == "stanford_cars":
+        *model, year = name.split(" ")
+        return " ".join([year, *model]), ""
+    if kind == "eurosat":
+        return EUROSAT_COOP.get(name, name), name
+    if kind == "food101":
+        return name.replace("_", " "), name
+    if kind == "sun397":
+        return name, "a/" + name.replace(" ", "_")
+    if kind == "caltech101":
+        return name, CALTECH_FOLDERS.get(name, name)
+    return name, name.replace(" ", "_")
+
+
+@pytest.mark.parametrize("kind", sorted(baseline_lists()))
+def test_default_names_are_the_baselines_lists(tmp_path, kind):
+    """Every dataset the baselines cover, at its full class count in its official layout with CoOp's (or the
+    official variants.txt) spelling: the default naming gives DataDream's list, in label order."""
+    expected = baseline_lists()[kind]
+    if kind == "fgvc_aircraft":
+        root = write_aircraft(tmp_path / kind, classes=expected, counts={"train": 1}, images=False)
+    else:
+        root = write_coop(kind, tmp_path / kind, classes=[coop_spelling(kind, n) for n in expected],
+                          counts={"train": 1, "test": 1}, images=False)
+    assert [name for _, name in dataset_classes(kind, root)] == expected
+    if kind != "fgvc_aircraft":
+        assert [name for _, name in dataset_classes(kind, root, "coop")] == [coop_spelling(kind, n)[0]
+                                                                             for n in expected]
+
+
+def test_anchor_facts_of_the_baselines_spelling():
+    lists = baseline_lists()
+    assert lists["caltech101"][:5] == ["face", "leopard", "motorbike", "accordion", "airplane"]
+    assert "car_side" in lists["caltech101"] and "water_lilly" in lists["caltech101"]
+    assert lists["oxford_pets"][1] == "American Bulldog" and "German Shorthaired" in lists["oxford_pets"]
+    assert lists["stanford_cars"][0] == "AM General Hummer SUV 2000" and lists["eurosat"][0] == "AnnualCrop"
+    assert lists["food101"][0] == "apple_pie" and "outdoor apartment_building" in lists["sun397"]
+    assert "F/A-18" in lists["fgvc_aircraft"] and len(lists["sun397"]) == 397 and len(lists["stanford_cars"]) == 196
+    for names in lists.values():  # the word-wise match is one-to-one within every list
+        assert len({words(n) for n in names}) == len(names)
+
+
+def test_a_class_the_baselines_do_not_have_is_named(tmp_path):
+    root = write_coop("dtd", tmp_path / "dtd", classes=[("banded", "banded"), ("plaid", "plaid")], images=False)
+    with pytest.raises(DatasetLayoutError, match="'plaid' is not in the baselines' class list"):
+        dataset_classes("dtd", root)
+    assert [n for _, n in dataset_classes("dtd", root, "coop")] == ["banded", "plaid"]
+
+
+def test_baseline_spelling_of_the_awkward_replicas(tmp_path):
+    expect = {"eurosat": ["AnnualCrop", "Forest", "HerbaceousVegetation"],
+              "stanford_cars": ["Ram C/V Cargo Van Minivan 2012", "Tesla Model S Sedan 2012",
                                 "AM General Hummer SUV 2000"],
-              "caltech101": ["airplanes", "Faces", "dalmatian"],                           # raw folders
-              "food101": ["apple pie", "crème brûlée", "pho"]}                             # same as CoOp
+              "caltech101": ["airplane", "face", "dalmatian"],
+              "oxford_pets": ["Abyssinian", "Great Pyrenees", "Pug"],
+              "food101": ["apple_pie", "creme_brulee", "pho"]}
     for kind, names in expect.items():
         root = write_replica(kind, tmp_path / kind, images=False)
         assert [n for _, n in dataset_classes(kind, root)] == names, kind
     cars = dict(dataset_classes("stanford_cars", tmp_path / "stanford_cars"))
     assert cars["Ram_C_V_Cargo_Van_Minivan_2012"] == "Ram C/V Cargo Van Minivan 2012"
-    assert dict(dataset_classes("food101", tmp_path / "food101"))["creme_brulee"] == "crème brûlée"
 
 
 def test_fgvc_aircraft_official_split_and_slash_names(tmp_path):
     root, table = table_of("fgvc_aircraft", tmp_path)
-    assert [n for _, n in dataset_classes("fgvc_aircraft", root)] == AIRCRAFT_CLASSES
-    ids = dict(dataset_classes("fgvc_aircraft", root))
+    assert [n for _, n in dataset_classes("fgvc_aircraft", root, "coop")] == AIRCRAFT_CLASSES  # variants.txt
+    ids = dict(dataset_classes("fgvc_aircraft", root, "coop"))
     assert ids == {"707-320": "707-320", "F_A-18": "F/A-18", "Falcon_2000": ".Falcon 2000"}
+    assert [n for _, n in dataset_classes("fgvc_aircraft", root)] == ["707-320", "F/A-18", "Falcon 2000"]
     for split in ("train", "val", "test"):
         lines = (root / f"images_variant_{split}.txt").read_text().split("\n")[:2]
         rows = table[table["split"] == split].head(2)

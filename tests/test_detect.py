@@ -1,9 +1,9 @@
 """Detection backends on tiny models: valid boxes inside the image, fallbacks recorded."""
 import pytest
 
-from ChimeraPipe.data import read_annotations
-from ChimeraPipe.detect import GroundedSam, annotation_boxes, full_boxes, grounded_sam_boxes, grounding_prompt
-from ChimeraPipe.models import resolve_model
+from ChimeraPipe.boxes.detect import GroundedSam, annotation_boxes, full_boxes, grounded_sam_boxes, grounding_prompt
+from ChimeraPipe.datasets.demo import read_annotations
+from ChimeraPipe.models.specs import resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_original_sam_checkpoint_loads_safely_and_boxes(tmp_path, models_dir, pa
     and gives the same kind of boxes through the whole Grounded-SAM path."""
     import torch
 
-    from ChimeraPipe import detect
+    from ChimeraPipe.boxes import detect
 
     monkeypatch.setitem(detect.ORIGINAL_SAM_BUILDERS, "vit_tiny", tiny_original_sam)
     torch.manual_seed(0)

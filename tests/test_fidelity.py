@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
-from ChimeraPipe import stages
-from ChimeraPipe.classify import mix_batch, train_classifier
-from ChimeraPipe.clip_filter import ClipFilter
-from ChimeraPipe.data import choose_shots, scan_split
-from ChimeraPipe.generate import RealGuidance, generate_class, load_pipeline
+from ChimeraPipe.classify.data import mix_batch
+from ChimeraPipe.diffusion.clip_filter import ClipFilter
+from ChimeraPipe.diffusion.generate import RealGuidance, generate_class, load_pipeline
+from ChimeraPipe.diffusion.train import train_lora, training_target
 from ChimeraPipe.lora import MultiHeadLoRALinear
-from ChimeraPipe.models import resolve_model
-from ChimeraPipe.settings import ClassifierConfig, GenerationSettings, LoraTrainConfig
-from ChimeraPipe.train import train_lora, training_target
+from ChimeraPipe.models.specs import resolve_model
+from ChimeraPipe.pipeline import stages
+from ChimeraPipe.pipeline.settings import ClassifierConfig, GenerationSettings, LoraTrainConfig
+
+from helpers import images_of, shots_of, train
 
 SMALL = GenerationSettings(steps=4, batch_size=2, resolution=32)
 
@@ -52,11 +53,11 @@ def test_training_target_follows_the_prediction_type(diffusion, kind):
 def test_v_prediction_model_trains_on_velocity(tmp_path, v_diffusion, shapes_root, monkeypatch):
     from diffusers import AutoencoderKL
 
-    from ChimeraPipe import train as train_module
-    from ChimeraPipe.detect import full_boxes
-    from ChimeraPipe.views import build_view_cache
+    from ChimeraPipe.boxes.detect import full_boxes
+    from ChimeraPipe.boxes.views import build_view_cache
+    from ChimeraPipe.diffusion import train as train_module
 
-    shots = choose_shots(shapes_root, ["circle"], 4, 0)
+    shots = shots_of(shapes_root, ["circle"], 4, 0)
     vae = AutoencoderKL.from_pretrained(v_diffusion, subfolder="vae")
     build_view_cache(shots, full_boxes(list(shots.path)), vae, tmp_path / "v.safetensors", tmp_path / "v.png", 2, 32, 0)
     seen = []
@@ -72,12 +73,12 @@ def test_datadream_preset_feeds_each_shot_once_per_step(tmp_path, diffusion, sha
     """DataDream at 4 shots: batch 8 with the partial batch kept, i.e. 4 images per optimizer step."""
     from diffusers import AutoencoderKL
 
-    from ChimeraPipe.detect import full_boxes
-    from ChimeraPipe.presets import method_settings
-    from ChimeraPipe.settings import settings_dataclass
-    from ChimeraPipe.views import build_view_cache
+    from ChimeraPipe.boxes.detect import full_boxes
+    from ChimeraPipe.boxes.views import build_view_cache
+    from ChimeraPipe.pipeline.presets import method_settings
+    from ChimeraPipe.pipeline.settings import settings_dataclass
 
-    shots = choose_shots(shapes_root, ["circle"], 4, 0)
+    shots = shots_of(shapes_root, ["circle"], 4, 0)
     vae = AutoencoderKL.from_pretrained(diffusion, subfolder="vae")
     build_view_cache(shots, full_boxes(list(shots.path)), vae, tmp_path / "v.safetensors", tmp_path / "v.png", 2, 32, 0,
                      mode="random")
@@ -96,7 +97,7 @@ def test_pipeline_loads_in_the_dtype_asked_for(diffusion, dtype):
 def test_real_guidance_starts_every_image_from_a_shot(tmp_path, diffusion, shapes_root, monkeypatch):
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    shots = tuple(choose_shots(shapes_root, ["circle"], 4, 0).path)
+    shots = tuple(shots_of(shapes_root, ["circle"], 4, 0).path)
     calls = []
     original = StableDiffusionImg2ImgPipeline.__call__
 
@@ -169,9 +170,9 @@ def test_clip_filter_fills_up_with_the_best_rejected_and_says_so(tmp_path, diffu
 def test_real_clip_filter_judges_with_every_class_prompt(models_dir, shapes_root):
     prompts = ["a photo of a circle", "a photo of a square", "a photo of a triangle"]
     clip_filter = ClipFilter(resolve_model("clip", "tiny", models_dir), prompts, max_factor=2)
-    from ChimeraPipe.images import load_rgb
+    from ChimeraPipe.core.images import load_rgb
 
-    images = [load_rgb(p) for p in choose_shots(shapes_root, ["square"], 4, 0).path]
+    images = [load_rgb(p) for p in shots_of(shapes_root, ["square"], 4, 0).path]
     labels, scores = clip_filter.judge(images, 1)
     assert all(label in (0, 1, 2) for label in labels) and all(0 <= s <= 1 for s in scores)
     assert clip_filter.max_candidates(5) == 10 and clip_filter.fingerprint()["prompts"] == prompts
@@ -182,7 +183,7 @@ def test_classifier_trains_on_synthetic_images_only_by_default(tmp_path, shapes_
     split_csv = tmp_path / "split.csv"
     stages.dataset_table("imagefolder", str(shapes_root), str(tmp_path / "table.csv"))
     stages.split(str(tmp_path / "table.csv"), classes, 4, 0, split_csv)
-    generated = [str(p) for p in scan_split(shapes_root, "test", ["circle"]).path]  # stand-ins for synthetic images
+    generated = [str(p) for p in images_of(shapes_root, "test", ["circle"]).path]  # stand-ins for synthetic images
     synth = pd.DataFrame({"class": "circle", "file": generated})
     synth.to_csv(tmp_path / "manifest.csv", index=False)
     assert ClassifierConfig().with_real is False
@@ -218,15 +219,15 @@ def test_cutmix_mixup_on_a_share_of_batches():
 
 def test_validation_selects_the_best_epoch_never_test(tmp_path, models_dir, shapes_root):
     classes = ["circle", "square", "triangle"]
-    table = choose_shots(shapes_root, classes, 4, 0).assign(real=False)
-    val = scan_split(shapes_root, "test", classes)  # stands in for the dataset's val split here
+    table = shots_of(shapes_root, classes, 4, 0).assign(real=False)
+    val = images_of(shapes_root, "test", classes)  # stands in for the dataset's val split here
     cfg = ClassifierConfig(epochs=3, warmup_epochs=1, batch_size=8, lr=1e-3, augment="simple", select="val")
-    meta = train_classifier(resolve_model("clip", "tiny", models_dir), table, [f"a photo of a {c}" for c in classes],
-                            tmp_path / "c.safetensors", cfg, val=val)
+    clip = resolve_model("clip", "tiny", models_dir)
+    meta = train(cfg, table, classes, tmp_path / "c.safetensors", clip, val=val)
     accuracy = meta["val_accuracy_per_epoch"]
     assert len(accuracy) == 3 and meta["selected_epoch"] == 1 + int(np.argmax(accuracy))
     with pytest.raises(ValueError, match="val"):
-        train_classifier(resolve_model("clip", "tiny", models_dir), table, classes, tmp_path / "d.safetensors", cfg)
+        train(cfg, table, classes, tmp_path / "d.safetensors", clip)
 
 
 def test_select_val_without_a_val_split_names_the_folder(tmp_path, models_dir, shapes_root):

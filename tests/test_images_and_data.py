@@ -4,8 +4,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ChimeraPipe.data import DatasetError, choose_shots, class_names, make_shapes_dataset, read_annotations
-from ChimeraPipe.images import ImageLoadError, load_rgb
+from ChimeraPipe.core.images import ImageLoadError, load_rgb
+from ChimeraPipe.datasets import DatasetLayoutError, dataset_classes
+from ChimeraPipe.datasets.demo import make_shapes_dataset, read_annotations
+
+from helpers import shots_of
 
 
 def test_modes_become_rgb(tmp_path):
@@ -54,7 +57,7 @@ def test_corrupt_and_truncated_files_name_the_file(tmp_path):
 
 
 def test_shapes_dataset_layout_and_ground_truth(shapes_root):
-    assert class_names(shapes_root) == ["circle", "square", "triangle"]
+    assert [cid for cid, _ in dataset_classes("imagefolder", shapes_root)] == ["circle", "square", "triangle"]
     boxes, _ = read_annotations(shapes_root)
     assert len(boxes) == 3 * (8 + 6)
     sizes = set()
@@ -74,23 +77,23 @@ def test_shapes_dataset_is_deterministic(tmp_path, shapes_root):
 
 
 def test_choose_shots_is_seeded(shapes_root):
-    classes = class_names(shapes_root)
-    a, b = choose_shots(shapes_root, classes, 4, 0), choose_shots(shapes_root, classes, 4, 0)
+    classes = [cid for cid, _ in dataset_classes("imagefolder", shapes_root)]
+    a, b = shots_of(shapes_root, classes, 4, 0), shots_of(shapes_root, classes, 4, 0)
     pd.testing.assert_frame_equal(a, b)
     assert a.groupby("class").size().tolist() == [4, 4, 4]
-    assert not choose_shots(shapes_root, classes, 4, 1)["path"].equals(a["path"])
+    assert not shots_of(shapes_root, classes, 4, 1)["path"].equals(a["path"])
 
 
 def test_bad_datasets_are_named(tmp_path, shapes_root):
-    with pytest.raises(DatasetError, match="fewer than shots=9"):
-        choose_shots(shapes_root, ["circle"], 9, 0)
-    with pytest.raises(DatasetError, match="nowhere does not exist"):
-        class_names(tmp_path / "nowhere")
+    with pytest.raises(DatasetLayoutError, match="fewer than shots=9"):
+        shots_of(shapes_root, ["circle"], 9, 0)
+    with pytest.raises(DatasetLayoutError, match="nowhere does not exist"):
+        dataset_classes("imagefolder", tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="train/ not found"):
-        class_names(tmp_path / "empty")
+    with pytest.raises(DatasetLayoutError, match="train/ not found"):
+        dataset_classes("imagefolder", tmp_path / "empty")
     broken = tmp_path / "broken"
     (broken / "train" / "cat").mkdir(parents=True)
     (broken / "train" / "cat" / "a.png").write_bytes(b"garbage")
     with pytest.raises(ImageLoadError, match="a.png"):
-        choose_shots(broken, ["cat"], 1, 0)
+        shots_of(broken, ["cat"], 1, 0)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ChimeraPipe.io import atomic_dir, atomic_path, write_text
+from ChimeraPipe.core.io import atomic_dir, atomic_path, write_text
 
 
 def test_exception_inside_atomic_path_keeps_the_old_file_and_no_temp(tmp_path):
@@ -40,7 +40,7 @@ def test_missing_target_is_never_created_by_a_failed_write(tmp_path):
 
 KILLED_WRITER = """
 import sys, time
-from ChimeraPipe.io import atomic_path
+from ChimeraPipe.core.io import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     with open(tmp, "w") as handle:
         handle.write("partial"); handle.flush()

@@ -76,9 +76,9 @@ def test_dataset_gap_per_class_rows_and_pooled_summary():
     per_class, summary = gap.dataset_gap(test, shots, synth, emb, text, classes, k=3)
     assert list(per_class["class"]) == classes and (per_class["n_synthetic"] == 5).all()
     assert summary["centroid_similarity"] > 95 and summary["clip_score"] > 90
-    assert summary["fid"] == pytest.approx(per_class["fid"].mean())
-    assert summary["k"] == 3 and np.isfinite(summary["fid_pooled"])
+    assert summary["fd"] == pytest.approx(per_class["fd"].mean())
+    assert summary["k"] == 3 and np.isfinite(summary["fd_pooled"])
     # a synthetic set of the wrong class is far: lower CLIP score and coverage, higher FID
     swapped = {**emb, "synth": emb["synth"][::-1].copy()}
     _, bad = gap.dataset_gap(test, shots, synth, swapped, text, classes, k=3)
-    assert bad["clip_score"] < 20 and bad["coverage"] == 0 and bad["fid"] > summary["fid"]
+    assert bad["clip_score"] < 20 and bad["coverage"] == 0 and bad["fd"] > summary["fd"]

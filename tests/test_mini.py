@@ -1,5 +1,6 @@
 """The laptop-scale experiment's parts: rendered digits, scikit-learn's digits as a dataset kind, the CNN
 classifier and judge, the pretrained base's layout, and the paired statistics."""
+import dataclasses
 import gzip
 import json
 
@@ -8,12 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
-from ChimeraPipe.cnn import SmallCNN, cnn_outputs, load_cnn, train_cnn_classifier, train_judge
-from ChimeraPipe.config import WorkflowConfig
-from ChimeraPipe.datasets import dataset_table, draw_shots
+from ChimeraPipe.classify.judge import fit_judge
+from ChimeraPipe.core.images import load_rgb
+from ChimeraPipe.datasets import dataset_table, draw_shots, eval_rows, split_rows
 from ChimeraPipe.datasets.official import DIGIT_WORDS, SklearnDigits
+from ChimeraPipe.models.cnn import SmallCNN, cnn_outputs, eval_transform, load_cnn
+from ChimeraPipe.pipeline.config import WorkflowConfig
+from ChimeraPipe.pipeline.settings import ClassifierConfig, PretrainSettings
 from ChimeraPipe.pretrain.glyphs import caption, digit_fonts, render_digits
-from ChimeraPipe.settings import ClassifierConfig, PretrainSettings
+
+from helpers import train
 
 
 def write_digits(root, per_class=6, seed=0):
@@ -81,11 +86,14 @@ def test_cnn_classifier_learns_and_the_judge_scores_the_test_split(tmp_path):
     table = dataset_table("sklearn_digits", root, decoded_dir=tmp_path / "decoded")
     cfg = ClassifierConfig(backend="cnn", image_size=16, epochs=12, warmup_epochs=1, batch_size=32, lr=3e-3,
                            augment="none", mix_prob=0.0)
-    meta = train_judge(table, list(DIGIT_WORDS), tmp_path / "judge" / "judge.safetensors", cfg, "cpu", 16)
-    assert meta["backend"] == "cnn" and meta["loss_last_epoch"] < 0.5 * meta["loss_first_epoch"]
+    classes = list(DIGIT_WORDS)
+    meta = fit_judge(split_rows(table, "train", classes), eval_rows(table, classes)[0], classes,
+                     tmp_path / "judge" / "judge.safetensors", cfg)
+    assert meta["backend"] == "cnn" and meta["loss_per_epoch"][-1] < 0.5 * meta["loss_per_epoch"][0]
     assert meta["test_accuracy"] >= 0.8  # ten bar patterns: far above chance (0.1)
     model, saved = load_cnn(tmp_path / "judge" / "judge.safetensors")
-    feats, predicted = cnn_outputs(model, list(table["path"][:5]), saved["image_size"])
+    pixels = torch.stack([eval_transform(saved["image_size"])(load_rgb(p)) for p in table["path"][:5]])
+    feats, predicted = cnn_outputs(model, pixels)
     assert feats.shape == (5, 128) and np.allclose(np.linalg.norm(feats, axis=1), 1, atol=1e-5)
     assert json.loads((tmp_path / "judge" / "judge.json").read_text())["test_accuracy"] == meta["test_accuracy"]
 
@@ -96,7 +104,7 @@ def test_cnn_classifier_is_deterministic_from_its_seed(tmp_path):
     rows = pd.DataFrame({"path": table["path"], "label": table["label"], "real": True})
     cfg = ClassifierConfig(backend="cnn", image_size=16, epochs=1, warmup_epochs=0, batch_size=16, augment="affine")
     for name in ("a", "b"):
-        train_cnn_classifier(rows, list(DIGIT_WORDS), tmp_path / f"{name}.safetensors", cfg, "cpu", 16)
+        train(cfg, rows, list(DIGIT_WORDS), tmp_path / f"{name}.safetensors")
     a, _ = load_cnn(tmp_path / "a.safetensors")
     b, _ = load_cnn(tmp_path / "b.safetensors")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
@@ -105,12 +113,12 @@ def test_cnn_classifier_is_deterministic_from_its_seed(tmp_path):
 
 def test_pretrained_base_is_a_stable_diffusion_pipeline_the_workflow_loads(tmp_path):
     """A few steps of each phase: the layout, the latent scale, and generation through the project's path."""
-    from ChimeraPipe.generate import load_pipeline
-    from ChimeraPipe.models import resolve_model
-    from ChimeraPipe.pretrain.base import pretrain_base
+    from ChimeraPipe.diffusion.generate import load_pipeline
+    from ChimeraPipe.models.specs import resolve_model
+    from ChimeraPipe.pipeline.stages import pretrain_base
 
     cfg = PretrainSettings(pool=64, vae_steps=2, unet_steps=2, batch_size=8, check_images=40, check_samples=2)
-    report = pretrain_base(tmp_path / "models" / "digits-base", cfg)
+    report = pretrain_base(str(tmp_path / "models" / "digits-base"), dataclasses.asdict(cfg))
     assert report["latent_scale"] > 0 and set(report["timings_s"]) == {"render_s", "vae_s", "unet_s", "check_s"}
     assert 0 <= report["check"]["samples_right_class"] <= 1
     assert (tmp_path / "models" / "digits-base" / "samples.png").is_file()

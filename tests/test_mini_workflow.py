@@ -56,7 +56,7 @@ def test_fine_tuning_moves_the_synthetic_set_toward_the_target(mini_run):
     base = json.loads((run / "metrics" / "text2img" / "fixed.json").read_text())["summary"]
     for method, tag in (("loft", "fixed"), ("chimera", "alpha1")):
         tuned = json.loads((run / "metrics" / method / f"{tag}.json").read_text())["summary"]
-        assert tuned["fid"] < base["fid"], method              # nearer the real test digits in the judge's space
+        assert tuned["fd"] < base["fd"], method              # nearer the real test digits in the judge's space
         assert tuned["centroid_similarity"] > base["centroid_similarity"], method
 
 

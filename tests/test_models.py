@@ -3,7 +3,7 @@ import open_clip
 import pytest
 import torch
 
-from ChimeraPipe.models import ModelSpecError, resolve_model
+from ChimeraPipe.models.specs import ModelSpecError, resolve_model
 
 
 def test_tokenizer_ids_equal_real_clip(models_dir):
@@ -35,7 +35,7 @@ def test_tiny_diffusion_loads_like_a_real_pipeline(models_dir):
 
 
 def test_tiny_clip_loads_through_open_clip(models_dir):
-    from ChimeraPipe.classify import load_clip
+    from ChimeraPipe.models.clip import load_clip
 
     model, preprocess, tokenizer = load_clip(resolve_model("clip", "tiny", models_dir))
     features = model.encode_text(tokenizer(["a photo of a dog"]))

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ChimeraPipe.parts import PartIndexError, class_files, partition, read_index, run_classes, write_index
+from ChimeraPipe.pipeline.parts import PartIndexError, class_files, partition, read_index, run_classes, write_index
 
 
 @given(st.lists(st.text("abcxyz_", min_size=1, max_size=6), unique=True, max_size=60), st.integers(1, 20))

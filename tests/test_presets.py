@@ -1,7 +1,7 @@
 """Method presets carry the reference implementations' settings; overrides merge as documented."""
 import pytest
 
-from ChimeraPipe.presets import FAMILY, PRESETS, method_settings
+from ChimeraPipe.pipeline.presets import FAMILY, PRESETS, method_settings
 
 
 def test_presets_match_the_references():
@@ -55,15 +55,25 @@ def test_overrides_merge_and_do_not_leak():
     custom = method_settings("chimera", {"train": {"rank": 4}, "mixing": "uniform"}, {"steps": 7})
     assert custom["train"]["rank"] == 4 and custom["train"]["steps"] == 7 and custom["mixing"] == "uniform"
     assert method_settings("chimera")["train"]["rank"] == 16 and PRESETS["chimera"]["train"]["steps"] == 600
-    assert "train" not in method_settings("real", train_overrides={"steps": 3})
+    assert "train" not in method_settings("real", global_train={"steps": 3})
     with pytest.raises(KeyError, match="unknown method"):
         method_settings("nope")
     assert method_settings("mine", {"kind": "lora", "train": {"share": "A"}})["train"] == {"share": "A"}
 
 
 def test_unknown_settings_name_their_section():
-    from ChimeraPipe.settings import LoraTrainConfig, settings_dataclass
+    from ChimeraPipe.pipeline.settings import LoraTrainConfig, settings_dataclass
 
     assert settings_dataclass(LoraTrainConfig, {"rank": 4}, "train").rank == 4
     with pytest.raises(ValueError, match=r"train: unknown setting\(s\) \['rnak'\]"):
         settings_dataclass(LoraTrainConfig, {"rnak": 4}, "train")
+
+
+def test_method_overrides_beat_the_global_train_section_which_beats_the_preset():
+    # the preset's 600 steps < the global `train:` < the method's own method_overrides entry
+    assert method_settings("chimera")["train"]["steps"] == 600
+    assert method_settings("chimera", None, {"steps": 40})["train"]["steps"] == 40
+    assert method_settings("chimera", {"train": {"steps": 1000}}, {"steps": 40})["train"]["steps"] == 1000
+    both = method_settings("datadream", {"train": {"warmup_steps": 100}}, {"steps": 80, "warmup_steps": 10})
+    assert (both["train"]["steps"], both["train"]["warmup_steps"]) == (80, 100)  # key by key
+    assert method_settings("loft", {"train": {"rank": 2}}, lora_rank=8)["train"]["rank"] == 2  # over lora_rank too

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ChimeraPipe.io import save_tensors
-from ChimeraPipe.quality import box_quality, iou
+from ChimeraPipe.boxes.quality import box_quality, iou
+from ChimeraPipe.core.io import save_tensors
 
 
 def test_iou():

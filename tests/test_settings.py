@@ -7,9 +7,9 @@ import pytest
 import torch
 import yaml
 
-from ChimeraPipe.config import ConfigError, WorkflowConfig
-from ChimeraPipe.runtime import resolve_precision, warmup_cosine
-from ChimeraPipe.settings import (
+from ChimeraPipe.core.runtime import resolve_precision, warmup_cosine
+from ChimeraPipe.pipeline.config import ConfigError, WorkflowConfig
+from ChimeraPipe.pipeline.settings import (
     ClassifierConfig,
     CropSettings,
     DetectSettings,

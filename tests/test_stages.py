@@ -5,14 +5,17 @@ import pandas as pd
 import pytest
 import torch
 
-from ChimeraPipe import stages
-from ChimeraPipe.io import load_tensors
-from ChimeraPipe.parts import PartIndexError, class_files
+from ChimeraPipe.core.io import load_tensors
+from ChimeraPipe.pipeline import stages
+from ChimeraPipe.pipeline.parts import PartIndexError, class_files
+from ChimeraPipe.pipeline.settings import CropSettings, DetectSettings, GenerationSettings, LoraTrainConfig, canonical
 
 CLASSES = ["circle", "square"]
-CROPS = {"views_per_image": 3, "resolution": 32}
-TRAIN = {"share": "A", "rank": 4, "steps": 3, "checkpoint_every": 2}
-GENERATE = {"steps": 2, "batch_size": 2, "resolution": 32, "guidance_scale": 2.0}
+# As the rules pass them: each section in full (canonical), plus the rule's own keys.
+DETECT = {**canonical(DetectSettings, {}, "detect"), "noun": ""}
+CROPS = {**canonical(CropSettings, {"views_per_image": 3, "resolution": 32}, "crops"), "mode": "box"}
+TRAIN = canonical(LoraTrainConfig, {"share": "A", "rank": 4, "steps": 3, "checkpoint_every": 2}, "train")
+GENERATE = canonical(GenerationSettings, {"steps": 2, "batch_size": 2, "resolution": 32}, "generate")
 
 
 def run_chain(root, split_csv, data_root, models, groups):
@@ -21,7 +24,7 @@ def run_chain(root, split_csv, data_root, models, groups):
         part = f"p{i:03d}"
         boxes = root / "boxes" / f"{part}.csv"
         stages.detect_part(split_csv, classes, "full", boxes, root / "boxes" / f"{part}.png", root=data_root,
-                           models=models, settings={}, device="cpu")
+                           models=models, settings=DETECT, device="cpu")
         stages.crops_part(split_csv, boxes, classes, root / "crops" / "parts" / f"{part}.json", models=models,
                           settings=CROPS, seed=0, device="cpu")
         stages.train_part(root / "crops" / "parts" / f"{part}.json", classes, root / "lora" / "parts" / f"{part}.json",
@@ -75,7 +78,7 @@ def test_rerun_keeps_finished_classes_and_redoes_changed_ones(setup, caplog):
     run_chain(root / "rerun", split_csv, data_root, models, [CLASSES])
     adapter = root / "rerun" / "lora" / "circle" / "adapter.safetensors"
     before = adapter.stat().st_mtime_ns
-    caplog.set_level("INFO", logger="ChimeraPipe.parts")
+    caplog.set_level("INFO", logger="ChimeraPipe.pipeline.parts")
     stages.train_part(root / "rerun" / "crops" / "parts" / "p000.json", CLASSES,
                       root / "rerun" / "lora" / "parts" / "p000.json", models=models, train_settings=TRAIN,
                       device="cpu")
@@ -102,4 +105,4 @@ def test_a_class_without_shots_is_named_with_the_split_file(setup, tmp_path):
     _, split_csv, data_root, models = setup
     with pytest.raises(ValueError, match=r"split.csv: no shots for classes \['triangle'\]"):
         stages.detect_part(split_csv, ["circle", "triangle"], "full", tmp_path / "b.csv", tmp_path / "b.png",
-                           root=data_root, models=models, settings={}, device="cpu")
+                           root=data_root, models=models, settings=DETECT, device="cpu")

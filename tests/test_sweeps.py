@@ -2,9 +2,10 @@
 import pandas as pd
 import pytest
 
-from ChimeraPipe import stages
-from ChimeraPipe.config import ConfigError, WorkflowConfig, alpha_tag, split_eval_tag
+from ChimeraPipe.core.names import alpha_tag, split_eval_tag
 from ChimeraPipe.datasets import draw_longtail
+from ChimeraPipe.pipeline import stages
+from ChimeraPipe.pipeline.config import ConfigError, WorkflowConfig
 
 
 def config(tmp_path, **changes):

@@ -13,16 +13,17 @@ import pytest
 import torch
 from PIL import Image
 
-from ChimeraPipe.adapter import export_mixed_lora, load_adapter, read_adapter_meta
-from ChimeraPipe.data import choose_shots
-from ChimeraPipe.detect import full_boxes
-from ChimeraPipe.generate import generate_class, mixing_weights, pixel_fingerprint
-from ChimeraPipe.io import load_tensors
+from ChimeraPipe.boxes.detect import full_boxes
+from ChimeraPipe.boxes.views import build_view_cache, load_view_cache
+from ChimeraPipe.core.io import load_tensors
+from ChimeraPipe.diffusion.generate import generate_class, mixing_weights, pixel_fingerprint
+from ChimeraPipe.diffusion.train import train_lora
 from ChimeraPipe.lora import head_weights
-from ChimeraPipe.models import resolve_model
-from ChimeraPipe.settings import GenerationSettings, LoraTrainConfig
-from ChimeraPipe.train import train_lora
-from ChimeraPipe.views import build_view_cache, load_view_cache
+from ChimeraPipe.lora.adapter import export_mixed_lora, load_adapter, read_adapter_meta
+from ChimeraPipe.models.specs import resolve_model
+from ChimeraPipe.pipeline.settings import GenerationSettings, LoraTrainConfig
+
+from helpers import shots_of
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def diffusion(models_dir):
 def views(tmp_path_factory, shapes_root, diffusion):
     from diffusers import AutoencoderKL
 
-    shots = choose_shots(shapes_root, ["circle"], 4, 0)
+    shots = shots_of(shapes_root, ["circle"], 4, 0)
     out = tmp_path_factory.mktemp("views")
     vae = AutoencoderKL.from_pretrained(diffusion, subfolder="vae")
     build_view_cache(shots, full_boxes(list(shots.path)), vae, out / "views.safetensors", out / "preview.png",
@@ -69,7 +70,8 @@ def test_training_writes_adapter_for_every_mode(tmp_path, views, diffusion, shar
 
 TRAIN_SCRIPT = """
 import sys
-from ChimeraPipe.train import LoraTrainConfig, train_lora
+from ChimeraPipe.diffusion.train import train_lora
+from ChimeraPipe.pipeline.settings import LoraTrainConfig
 cfg = LoraTrainConfig(rank=4, steps=int(sys.argv[4]), checkpoint_every=5)
 train_lora(sys.argv[1], sys.argv[2], "a photo of a circle", sys.argv[3], cfg)
 """
@@ -108,10 +110,10 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, views, diffusion):
 
 def test_checkpoint_of_other_settings_is_ignored(tmp_path, views, diffusion):
     out = tmp_path / "adapter.safetensors"
-    from ChimeraPipe.train import Checkpoint
+    from ChimeraPipe.core.checkpoint import Checkpoint
 
     Checkpoint(tmp_path / "checkpoint.safetensors", "someone-else").save(
-        3, {}, torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))]), torch.Generator())
+        3, {}, torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))]), {"batches": torch.Generator()})
     meta = train_lora(diffusion, views, "a photo of a circle", out, LoraTrainConfig(rank=2, steps=3))
     assert meta["final_loss"] is not None and out.exists()
     assert meta["resumed_from_step"] == 0 and meta["steps_run"] == 3  # a fresh start, not step 3
@@ -194,8 +196,8 @@ def test_diffusers_export_reproduces_engine(tmp_path, adapter, diffusion):
 
 GENERATE_SCRIPT = """
 import sys
-from ChimeraPipe.generate import generate_class
-from ChimeraPipe.settings import GenerationSettings
+from ChimeraPipe.diffusion.generate import generate_class
+from ChimeraPipe.pipeline.settings import GenerationSettings
 generate_class(sys.argv[1], sys.argv[2], "a photo of a circle", sys.argv[3], sys.argv[4], count=12, alpha=1.0,
                mixing="dirichlet", seed=7, settings=GenerationSettings(steps=25, batch_size=3, resolution=32))
 """

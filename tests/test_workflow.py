@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from ChimeraPipe.io import load_tensors
+from ChimeraPipe.core.io import load_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -148,7 +148,7 @@ def test_demo_produces_every_artifact(demo_run):
     for method, tag in (("chimera", "alpha0.5"), ("chimera", "alpha1"), ("loft", "fixed"), ("issynth", "fixed")):
         gap = json.loads((run / "metrics" / method / f"{tag}.json").read_text())
         assert gap["features"] == "clip" and 0 <= gap["summary"]["coverage"] <= 1
-        assert gap["summary"]["fid"] >= 0 and -100 <= gap["summary"]["clip_score"] <= 100
+        assert gap["summary"]["fd"] >= 0 and -100 <= gap["summary"]["clip_score"] <= 100
         assert (run / "embeddings" / "clip" / "synth" / method / f"{tag}.safetensors").is_file()
     assert (results / "shapes" / "embeddings" / "clip" / "test.safetensors").is_file()
 
@@ -260,7 +260,7 @@ def test_equivalent_configs_rerun_nothing(demo_run, tmp_path):
 def test_the_demo_config_in_another_key_order_plans_the_same_params():
     """The issue's case: the demo config as written vs. yaml.safe_dump of it (keys sorted): every rule's
     settings params are canonical, so both give the same params, in the same order."""
-    from ChimeraPipe.config import WorkflowConfig
+    from ChimeraPipe.pipeline.config import WorkflowConfig
 
     written = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     dumped = yaml.safe_load(yaml.safe_dump(written))
@@ -302,14 +302,15 @@ def test_paper_config_plans_from_dataset_metadata(tmp_path):
 
 @pytest.mark.slow
 def test_class_names_with_slashes_run_end_to_end(tmp_path):
-    """FGVC-Aircraft in its official layout, with 'F/A-18' and '.Falcon 2000' among the variants."""
-    from ChimeraPipe.datasets.replicas import write_replica
+    """FGVC-Aircraft in its official layout, with 'F/A-18' and '.Falcon 2000' among the variants (as variants.txt
+    spells them: `class_names: coop`)."""
+    from replicas import write_replica
 
     write_replica("fgvc_aircraft", tmp_path / "data" / "fgvc", counts={"train": 4, "val": 1, "test": 2})
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update(results=str(tmp_path / "results"), data_root=str(tmp_path / "data"), methods=["real", "chimera"],
                   num_images=2, alpha=1.0, datasets={"aircraft": {"kind": "fgvc_aircraft", "root": "fgvc",
-                                                       "detect_backend": "full"}},
+                                                       "detect_backend": "full", "class_names": "coop"}},
                   train={"steps": 4, "checkpoint_every": 2}, generate={"steps": 3, "batch_size": 2},
                   classify={"epochs": 1, "warmup_epochs": 0, "batch_size": 8, "lr": 0.001},
                   crops={"views_per_image": 2, "resolution": 32})

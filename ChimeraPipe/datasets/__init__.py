@@ -5,6 +5,10 @@ Kinds: imagefolder (root/{train,val,test}/<class>/*), caltech101, oxford_pets, s
 food101, dtd, eurosat, sun397 (CoOp's layout and split_zhou files), fgvc_aircraft (the official data/
 folder and split), isic2018 (ISIC 2018 Task 3), cifar10 (python batches, decoded once to PNG),
 sklearn_digits (scikit-learn's digits.csv.gz, decoded once to PNG, one recorded seeded split).
+`demo` makes the datasets the workflow generates itself (the shapes, the digits file) and reads shipped
+box annotations.
+
+May import: ChimeraPipe.core.
 """
 from __future__ import annotations
 
@@ -20,9 +24,13 @@ from .official import Cifar10, FgvcAircraft, ImageFolder, Isic2018, SklearnDigit
 KINDS = {"imagefolder": ImageFolder(), **COOP_DATASETS, "fgvc_aircraft": FgvcAircraft(), "isic2018": Isic2018(),
          "cifar10": Cifar10(), "sklearn_digits": SklearnDigits()}
 NAMINGS = ("baseline", "coop")
+DEFAULT_NAMING = "baseline"            # the baselines' spelling of every class name
+ON_MISSING = ("error", "skip")
+DEFAULT_ON_MISSING = "error"           # a split entry whose image file is missing stops the read
 
-__all__ = ["COLUMNS", "KINDS", "DatasetLayoutError", "class_ids", "dataset_classes", "dataset_table", "draw_shots",
-           "eval_split", "reader", "safe_id", "split_rows"]
+__all__ = ["COLUMNS", "DEFAULT_NAMING", "DEFAULT_ON_MISSING", "KINDS", "NAMINGS", "ON_MISSING", "DatasetLayoutError",
+           "class_ids", "dataset_classes", "dataset_table", "draw_longtail", "draw_shots", "eval_rows", "eval_split",
+           "reader", "safe_id", "split_rows"]
 
 
 def reader(kind: str):
@@ -39,7 +47,7 @@ def _root(kind: str, root: str | Path) -> Path:
     return path
 
 
-def dataset_classes(kind: str, root: str | Path, naming: str = "baseline") -> list[tuple[str, str]]:
+def dataset_classes(kind: str, root: str | Path, naming: str = DEFAULT_NAMING) -> list[tuple[str, str]]:
     """(class id, display name) in label order, from the dataset's metadata alone (no image is opened)."""
     if naming not in NAMINGS:
         raise ValueError(f"class_names must be one of {NAMINGS}, got {naming!r}")
@@ -49,8 +57,8 @@ def dataset_classes(kind: str, root: str | Path, naming: str = "baseline") -> li
     return list(zip(ids, names, strict=True))
 
 
-def dataset_table(kind: str, root: str | Path, naming: str = "baseline", decoded_dir: str | Path | None = None,
-                  on_missing: str = "error") -> pd.DataFrame:
+def dataset_table(kind: str, root: str | Path, naming: str = DEFAULT_NAMING, decoded_dir: str | Path | None = None,
+                  on_missing: str = DEFAULT_ON_MISSING) -> pd.DataFrame:
     """Every split's images: columns split, path (absolute), label, class (id), class_name (display).
 
     An entry whose image file is missing stops the read, naming the files (on_missing='error'), or is
@@ -78,6 +86,16 @@ def split_rows(table: pd.DataFrame, split: str, classes: list[str]) -> pd.DataFr
     rows = table[(table["split"] == split) & table["class"].isin(classes)].copy()
     rows["label"] = rows["class"].map({c: i for i, c in enumerate(classes)})
     return rows.reset_index(drop=True)
+
+
+def eval_rows(table: pd.DataFrame, classes: list[str]) -> tuple[pd.DataFrame, str]:
+    """The rows every evaluation reads - the test split, or val without one (see eval_split) - labelled by
+    position in `classes`, and the split's name; no rows for these classes is an error."""
+    which = eval_split(table)
+    rows = split_rows(table, which, classes)
+    if rows.empty:
+        raise DatasetLayoutError(f"no {which} images for classes {classes[:3]}...")
+    return rows, which
 
 
 def draw_shots(table: pd.DataFrame, classes: list[str], shots: int, seed: int,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .base import Layout, make_table
+from .names import baseline_spelling
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,15 @@ class CoopDataset:
                 coop.setdefault(int(label), name)
                 folder.setdefault(int(label), re.split(r"[/\\]", rel)[0])
         labels = sorted(coop)
-        names = [self.baseline_name(coop[label], folder[label]) if naming == "baseline" else coop[label]
-                 for label in labels]
+        names = [coop[label] for label in labels]
+        if naming == "baseline":
+            names = baseline_spelling(self.kind, [[coop[label], folder[label]] for label in labels]) or names
         return names, {old: new for new, old in enumerate(labels)}
 
-    def baseline_name(self, coop_name: str, folder: str) -> str:
-        """The baselines' spelling (DataDream / LoFT read the raw class names); CoOp's otherwise."""
-        return coop_name
-
-    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+    def classes(self, root: Path, naming: str) -> list[str]:
         return self._classes(self._entries(root), naming)[0]
 
-    def table(self, root: Path, naming: str = "baseline", **_) -> pd.DataFrame:
+    def table(self, root: Path, naming: str, **_) -> pd.DataFrame:
         self.layout.require(root, self.image_dir.rstrip("/") + "/", self.split_file)  # what the reader reads
         entries = self._entries(root)
         names, relabel = self._classes(entries, naming)
@@ -67,28 +65,12 @@ class CoopDataset:
         return make_table(rows, names)
 
 
-class EuroSat(CoopDataset):
-    def baseline_name(self, coop_name, folder):
-        return folder  # "AnnualCrop", not CoOp's "Annual Crop Land"
-
-
-class StanfordCars(CoopDataset):
-    def baseline_name(self, coop_name, folder):
-        year = re.match(r"^((?:19|20)\d\d) (.+)$", coop_name)  # CoOp puts the year first
-        return f"{year.group(2)} {year.group(1)}" if year else coop_name
-
-
-class Caltech101(CoopDataset):
-    def baseline_name(self, coop_name, folder):
-        return folder  # the raw folder names ("airplanes", "Faces", "Leopards", ...), not CoOp's renames
-
-
 COOP_DATASETS = {
-    "caltech101": Caltech101("caltech101", "split_zhou_Caltech101.json", "101_ObjectCategories",
+    "caltech101": CoopDataset("caltech101", "split_zhou_Caltech101.json", "101_ObjectCategories",
                              "101_ObjectCategories/, split_zhou_Caltech101.json"),
     "oxford_pets": CoopDataset("oxford_pets", "split_zhou_OxfordPets.json", "images",
                                "images/, annotations/, split_zhou_OxfordPets.json", "pet "),
-    "stanford_cars": StanfordCars("stanford_cars", "split_zhou_StanfordCars.json", ".",
+    "stanford_cars": CoopDataset("stanford_cars", "split_zhou_StanfordCars.json", ".",
                                   "cars_train/, cars_test/, devkit/, cars_test_annos_withlabels.mat, "
                                   "split_zhou_StanfordCars.json", "car ", "car"),
     "flowers102": CoopDataset("flowers102", "split_zhou_OxfordFlowers.json", "jpg",
@@ -98,7 +80,7 @@ COOP_DATASETS = {
                            "images/, meta/, split_zhou_Food101.json", "food ", "food"),
     "dtd": CoopDataset("dtd", "split_zhou_DescribableTextures.json", "images",
                        "images/, imdb/, labels/, split_zhou_DescribableTextures.json", "texture "),
-    "eurosat": EuroSat("eurosat", "split_zhou_EuroSAT.json", "2750", "2750/, split_zhou_EuroSAT.json",
+    "eurosat": CoopDataset("eurosat", "split_zhou_EuroSAT.json", "2750", "2750/, split_zhou_EuroSAT.json",
                        "satellite "),
     "sun397": CoopDataset("sun397", "split_zhou_SUN397.json", "SUN397", "SUN397/, split_zhou_SUN397.json",
                           "scene "),

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..images import list_images
-from ..io import atomic_dir
+from ..core.images import list_images
+from ..core.io import atomic_dir
 from .base import Layout, make_table
+from .names import baseline_spelling
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,20 @@ class FgvcAircraft:
     detect_noun: str = "aircraft"
     layout = Layout("fgvc_aircraft", "images/, variants.txt, images_variant_{train,val,test}.txt")
 
-    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+    def variants(self, root: Path) -> list[str]:
         self.layout.require(root, "variants.txt")
         return [line.strip() for line in (root / "variants.txt").read_text().splitlines() if line.strip()]
 
-    def table(self, root: Path, naming: str = "baseline", **_) -> pd.DataFrame:
+    def classes(self, root: Path, naming: str) -> list[str]:
+        variants = self.variants(root)
+        return (baseline_spelling(self.kind, [[v] for v in variants]) or variants) if naming == "baseline" \
+            else variants
+
+    def table(self, root: Path, naming: str, **_) -> pd.DataFrame:
         files = [f"images_variant_{split}.txt" for split in ("train", "val", "test")]
         self.layout.require(root, "images/", "variants.txt", *files)
-        names = self.classes(root)
-        label = {name: i for i, name in enumerate(names)}
+        names = self.classes(root, naming)
+        label = {name: i for i, name in enumerate(self.variants(root))}
         rows = []
         for split, name in zip(("train", "val", "test"), files, strict=True):
             for line in (root / name).read_text().splitlines():
@@ -61,14 +67,14 @@ class Isic2018:
                                 "ISIC2018_Task3_{Training,Validation,Test}_GroundTruth/"
                                 "ISIC2018_Task3_{...}_GroundTruth.csv (Test optional)")
 
-    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+    def classes(self, root: Path, naming: str) -> list[str]:
         return list(ISIC_CLASSES.values())
 
     @staticmethod
     def _truth(root: Path, part: str) -> Path:
         return root / f"ISIC2018_Task3_{part}_GroundTruth" / f"ISIC2018_Task3_{part}_GroundTruth.csv"
 
-    def table(self, root: Path, naming: str = "baseline", **_) -> pd.DataFrame:
+    def table(self, root: Path, naming: str, **_) -> pd.DataFrame:
         codes = list(ISIC_CLASSES)
         rows = []
         for split, part in (("train", "Training"), ("val", "Validation"), ("test", "Test")):
@@ -87,7 +93,7 @@ class Isic2018:
             images = root / f"ISIC2018_Task3_{part}_Input"
             rows += [(split, str(images / f"{name}.jpg"), int(i)) for name, i in zip(frame["image"], onehot.argmax(1),
                                                                                      strict=True)]
-        return make_table(rows, self.classes(root), self.ids(self.classes(root)))
+        return make_table(rows, self.classes(root, naming), self.ids(self.classes(root, naming)))
 
     def ids(self, names: list[str]) -> list[str]:
         return list(ISIC_CLASSES)  # the challenge's codes: MEL, NV, ...
@@ -124,16 +130,16 @@ class Cifar10:
         except (pickle.UnpicklingError, EOFError, ValueError) as err:
             raise self.layout.error(root, f"cifar-10-batches-py/{name} is not a CIFAR batch ({err})") from None
 
-    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+    def classes(self, root: Path, naming: str) -> list[str]:
         meta = self._batch(root, "batches.meta")
         return [n.decode() if isinstance(n, bytes) else n for n in meta[b"label_names"]]
 
-    def table(self, root: Path, naming: str = "baseline", decoded_dir: str | Path | None = None) -> pd.DataFrame:
+    def table(self, root: Path, naming: str, decoded_dir: str | Path | None = None) -> pd.DataFrame:
         if decoded_dir is None:
             raise ValueError("cifar10: the images must be decoded into a folder (decoded_dir)")
         decoded = Path(decoded_dir)
         batches = [("train", f"data_batch_{i}") for i in range(1, 6)] + [("test", "test_batch")]
-        names = self.classes(root)
+        names = self.classes(root, naming)
         if not (decoded / "DONE").is_file():
             with atomic_dir(decoded) as tmp:
                 for _, name in batches:
@@ -157,15 +163,15 @@ class ImageFolder:
     detect_noun: str = ""
     layout = Layout("imagefolder", "train/<class>/*, test/<class>/* (and optionally val/<class>/*)")
 
-    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+    def classes(self, root: Path, naming: str) -> list[str]:
         self.layout.require(root, "train/")
         names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
         if not names:
             raise self.layout.error(root, "train/ has no class folders")
         return names
 
-    def table(self, root: Path, naming: str = "baseline", **_) -> pd.DataFrame:
-        names = self.classes(root)
+    def table(self, root: Path, naming: str, **_) -> pd.DataFrame:
+        names = self.classes(root, naming)
         rows = []
         for split in ("train", "val", "test"):
             if not (root / split).is_dir():
@@ -209,7 +215,7 @@ class SklearnDigits:
             raise self.layout.error(root, "digits.csv.gz rows must be 64 pixel values in 0..16 and a label 0..9")
         return rows
 
-    def classes(self, root: Path, naming: str = "baseline") -> list[str]:
+    def classes(self, root: Path, naming: str) -> list[str]:
         self.layout.require(root, "digits.csv.gz")
         return list(DIGIT_WORDS)
 
@@ -238,7 +244,7 @@ class SklearnDigits:
             splits[test] = "test"
         return list(splits)
 
-    def table(self, root: Path, naming: str = "baseline", decoded_dir: str | Path | None = None) -> pd.DataFrame:
+    def table(self, root: Path, naming: str, decoded_dir: str | Path | None = None) -> pd.DataFrame:
         if decoded_dir is None:
             raise ValueError("sklearn_digits: the images must be decoded into a folder (decoded_dir)")
         rows, decoded = self._rows(root), Path(decoded_dir)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..io import load_tensors, save_tensors, write_csv
+from ..core.io import load_tensors, save_tensors, write_csv
 
 
 def rows_path(embeddings_path: str | Path) -> Path:

@@ -4,7 +4,8 @@ An extractor turns image paths into L2-normalised embeddings; `clip` (the config
 frozen, no classifier LoRA) is the default, `judge` a CNN trained on the dataset's real training images
 (whose predictions, kept in `predicted`, also give each image's class correctness). Another backbone
 plugs in by adding a class with an `embed_images` method and a `model_kind` to EXTRACTORS: the metrics
-never see which one made the numbers.
+never see which one made the numbers. Torch is imported when an extractor is built, not with this module
+(the Snakefile reads EXTRACTORS while it plans).
 """
 from __future__ import annotations
 
@@ -18,62 +19,67 @@ class ClipFeatures:
 
     model_kind = "clip"   # the workflow model the extractor loads
 
-    def __init__(self, models: dict, device: str = "cpu", batch_size: int = 64):
-        from ..classify import load_clip
-        from ..stages import model_location
+    def __init__(self, location: str, device: str = "cpu", batch_size: int = 64, num_workers: int = 0):
+        from ..models.clip import load_clip
 
-        self.location = model_location(models, "clip")
-        self.model, self.preprocess, self.tokenizer = load_clip(self.location)
+        self.model, self.preprocess, self.tokenizer = load_clip(location)
         self.model.to(device).eval()
-        self.device, self.batch_size = device, batch_size
+        self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
 
     def embed_images(self, paths: list[str]) -> np.ndarray:
         import torch
-        import torch.nn.functional as F
 
-        from ..images import load_rgb
+        from ..core.loader import image_batches
+        from ..models.clip import image_features
 
         out = []
         with torch.no_grad():
-            for start in range(0, len(paths), self.batch_size):
-                pixels = torch.stack([self.preprocess(load_rgb(p)) for p in paths[start:start + self.batch_size]])
-                out.append(F.normalize(self.model.encode_image(pixels.to(self.device)).float(), dim=-1).cpu())
+            for pixels in image_batches(paths, self.preprocess, self.batch_size, self.num_workers):
+                out.append(image_features(self.model, pixels.to(self.device)).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
     def embed_texts(self, prompts: list[str]) -> np.ndarray:
         import torch
-        import torch.nn.functional as F
+
+        from ..models.clip import text_features
 
         with torch.no_grad():
-            text = self.model.encode_text(self.tokenizer(prompts).to(self.device)).float()
-        return F.normalize(text, dim=-1).cpu().numpy()
+            return text_features(self.model, self.tokenizer, prompts, self.device).float().cpu().numpy()
 
 
 class JudgeFeatures:
-    """The judge: a SmallCNN trained on every real training image of the dataset (rule train_judge). Its
-    128-d features are the space; its predictions say whether each image shows its class."""
+    """The judge: a CNN trained on every real training image of the dataset (rule train_judge), at
+    `location`/judge.safetensors. Its 128-d features are the space; its predictions say whether each image
+    shows its class."""
 
     model_kind = "judge"
 
-    def __init__(self, models: dict, device: str = "cpu", batch_size: int = 256):
-        from ..cnn import load_cnn
+    def __init__(self, location: str, device: str = "cpu", batch_size: int = 256, num_workers: int = 0):
+        from ..models.cnn import load_cnn
 
-        self.model, self.meta = load_cnn(Path(models["judge"]) / "judge.safetensors", device)
-        self.device, self.batch_size = device, batch_size
+        self.model, self.meta = load_cnn(Path(location) / "judge.safetensors", device)
+        self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
         self.predicted: list[str] | None = None
 
     def embed_images(self, paths: list[str]) -> np.ndarray:
-        from ..cnn import cnn_outputs
+        from ..core.loader import image_batches
+        from ..models.cnn import cnn_outputs, eval_transform
 
-        feats, labels = cnn_outputs(self.model, paths, self.meta["image_size"], self.device, self.batch_size)
-        self.predicted = [self.meta["classes"][i] for i in labels]
-        return feats
+        feats, labels = [], []
+        for pixels in image_batches(paths, eval_transform(self.meta["image_size"]), self.batch_size,
+                                    self.num_workers):
+            f, y = cnn_outputs(self.model, pixels.to(self.device))
+            feats.append(f)
+            labels.append(y)
+        self.predicted = [self.meta["classes"][i] for i in np.concatenate(labels)] if labels else []
+        return np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
 
 
 EXTRACTORS: dict[str, type] = {"clip": ClipFeatures, "judge": JudgeFeatures}
 
 
-def feature_extractor(name: str, models: dict, device: str = "cpu", batch_size: int = 64):
+def feature_extractor(name: str, location: str, device: str = "cpu", batch_size: int = 64, num_workers: int = 0):
+    """The extractor `name`, loading its model from `location` (a CLIP, or the judge's folder)."""
     if name not in EXTRACTORS:
         raise ValueError(f"unknown feature extractor {name!r}; known: {sorted(EXTRACTORS)}")
-    return EXTRACTORS[name](models, device, batch_size)
+    return EXTRACTORS[name](location, device, batch_size, num_workers)

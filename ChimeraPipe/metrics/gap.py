@@ -119,7 +119,7 @@ def class_gap(test, shots, synth, text, k: int = 5, synth_clip=None) -> dict[str
     the CLIP score reads `synth_clip` (the same images in CLIP space) when the features are not CLIP's."""
     synth_clip = synth if synth_clip is None else synth_clip
     return {"n_synthetic": len(synth), "n_test": len(test),
-            "fid": frechet_distance(synth, test),
+            "fd": frechet_distance(synth, test),
             "clip_score": clip_score(synth_clip, text) if len(synth) and text is not None else float("nan"),
             "centroid_similarity": centroid_similarity(synth, test),
             **prdc(test, synth, k),
@@ -132,7 +132,7 @@ def dataset_gap(test: pd.DataFrame, shots: pd.DataFrame, synth: pd.DataFrame, em
                 text: dict[str, np.ndarray] | None, classes: list[str], k: int = 5,
                 synth_clip: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
     """Per-class metrics (a row per class) and the dataset's summary: each metric's mean over classes, plus
-    the dataset-level Fréchet distance of the pooled sets (`fid_pooled`).
+    the dataset-level Fréchet distance of the pooled sets (`fd_pooled`).
 
     `test`, `shots`, `synth`: tables with a `class` column whose row order matches `emb[name]`."""
     def of(name, frame, cls):
@@ -151,6 +151,6 @@ def dataset_gap(test: pd.DataFrame, shots: pd.DataFrame, synth: pd.DataFrame, em
     real = test["class"].isin(classes).to_numpy()
     summary = {col: float(per_class[col].mean()) for col in per_class.columns
                if col not in ("class", "k") and per_class[col].dtype.kind in "fi"}
-    summary["fid_pooled"] = frechet_distance(emb["synth"][chosen], emb["test"][real])
+    summary["fd_pooled"] = frechet_distance(emb["synth"][chosen], emb["test"][real])
     summary["k"] = int(per_class["k"].min()) if len(per_class) else 0
     return per_class, summary

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from ..core.io import atomic_path  # noqa: E402
 
 
 def tsne_map(groups: dict[str, np.ndarray], seed: int = 0, perplexity: float = 30.0) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ a cross-attention UNet and SD 2.1-base's scheduler.
 Three phases on one seeded pool of rendered digits: the VAE (reconstruction + a small KL), then the UNet
 and the text encoder together (epsilon prediction, a share of empty prompts for classifier-free
 guidance). The text encoder is trained, not frozen: with a frozen random one the ten prompts differ
-in one token's embedding and the class barely conditions the image (shared/notes, measured).
+in one token's embedding and the class barely conditions the image (measured: docs/mini.md).
 """
 from __future__ import annotations
 
@@ -18,17 +18,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io import atomic_dir
-from ..models import SD21_SCHEDULER, build_clip_tokenizer
-from ..runtime import warmup_cosine
-from ..settings import PretrainSettings
-from .check import sample_check, source_judge
-from .glyphs import caption, digit_fonts, render_digits, to_pixels
+from ..core.images import to_signed_unit
+from ..core.io import atomic_dir
+from ..core.runtime import warmup_cosine
+from ..models.tiny import SD21_SCHEDULER
+from ..models.tokenizer import build_clip_tokenizer
+from .check import fit_source_judge, sample_check
+from .glyphs import caption, digit_fonts, render_digits
 
 log = logging.getLogger(__name__)
 
 
-def build_modules(cfg: PretrainSettings):
+def build_modules(cfg):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -48,7 +49,7 @@ def build_modules(cfg: PretrainSettings):
     return vae, text_encoder, unet
 
 
-def train_vae(vae, pixels: torch.Tensor, cfg: PretrainSettings, gen: torch.Generator) -> list[float]:
+def train_vae(vae, pixels: torch.Tensor, cfg, gen: torch.Generator) -> list[float]:
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     losses = []
     vae.train()
@@ -67,7 +68,7 @@ def train_vae(vae, pixels: torch.Tensor, cfg: PretrainSettings, gen: torch.Gener
     return losses
 
 
-def train_denoiser(unet, text_encoder, tokenizer, latents: torch.Tensor, labels: np.ndarray, cfg: PretrainSettings,
+def train_denoiser(unet, text_encoder, tokenizer, latents: torch.Tensor, labels: np.ndarray, cfg,
                    gen: torch.Generator) -> list[float]:
     from diffusers import DDPMScheduler
 
@@ -104,17 +105,19 @@ def train_denoiser(unet, text_encoder, tokenizer, latents: torch.Tensor, labels:
     return losses
 
 
-def pretrain_base(out_dir: str | Path, cfg: PretrainSettings | None = None) -> dict:
-    """Render the source domain, train the base, save the pipeline (+ base.json: settings, losses, timings)."""
+def pretrain_base(out_dir: str | Path, cfg, judge_cfg) -> dict:
+    """Render the source domain, train the base, save the pipeline (+ base.json: settings, losses, timings).
+
+    cfg: the pretrain settings (ChimeraPipe.pipeline.settings.PretrainSettings); judge_cfg: the classifier
+    settings of the check's source-domain judge (pipeline.settings.source_judge_settings)."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
-    cfg = cfg or PretrainSettings()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     timings, start = {}, time.perf_counter()
     fonts = digit_fonts()
     images, labels = render_digits(cfg.pool, cfg.image_size, cfg.seed, fonts)
-    pixels = to_pixels(images)
+    pixels = to_signed_unit(images)
     timings["render_s"] = time.perf_counter() - start
     with atomic_dir(out_dir) as tmp:
         tokenizer = build_clip_tokenizer(tmp / "tokenizer", cfg.max_tokens)
@@ -134,7 +137,7 @@ def pretrain_base(out_dir: str | Path, cfg: PretrainSettings | None = None) -> d
                                        feature_extractor=None, requires_safety_checker=False)
         pipe.save_pretrained(tmp, safe_serialization=True)
         start = time.perf_counter()
-        judge, judge_accuracy = source_judge(cfg.image_size, cfg.seed, cfg.check_images, fonts=fonts)
+        judge, judge_accuracy = fit_source_judge(judge_cfg, cfg.seed, cfg.check_images, fonts=fonts)
         pipe.set_progress_bar_config(disable=True)
         check = {"judge_heldout_accuracy": judge_accuracy,
                  **sample_check(pipe, judge, cfg.image_size, tmp / "samples.png", cfg.check_samples,

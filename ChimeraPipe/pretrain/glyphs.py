@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..core.names import class_prompt
 from ..datasets.official import DIGIT_WORDS
 
 RENDER = 64   # glyphs are drawn large, then rotated and downsampled (smooth edges)
@@ -98,10 +98,6 @@ def render_digits(count: int, size: int, seed: int = 0, fonts: list[Path] | None
     return images, labels
 
 
-def to_pixels(images: np.ndarray) -> torch.Tensor:
-    """uint8 images [n, h, w, 3] -> float tensor [n, 3, h, w] in [-1, 1], as the VAE and the judges take."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
 def caption(label: int) -> str:
-    return f"a photo of a {DIGIT_WORDS[int(label)]}"
+    """The base's training caption of a digit: the class prompt of its word, as every stage writes it."""
+    return class_prompt(DIGIT_WORDS[int(label)])

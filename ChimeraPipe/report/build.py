@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import write_csv, write_text
+from ..core.io import write_csv, write_text
 from . import figures, tables
 from .html import Item, Section, render_html, render_markdown
 from .results import collect_evaluations, collect_gap

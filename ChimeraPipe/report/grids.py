@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from ..images import load_rgb  # noqa: E402
-from ..io import atomic_path  # noqa: E402
+from ..core.images import load_rgb  # noqa: E402
+from ..core.io import atomic_path  # noqa: E402
 
 
 def write_sample_grid(out_png: str | Path, real: list[str], synth: dict[str, list[str]] | None = None) -> None:

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import split_eval_tag
+from ..core.names import split_eval_tag, tag_alpha
 
 
 def _generation(tag: str) -> tuple[str, int | None, float | None]:
     gen, volume = split_eval_tag(tag)
-    alpha = float(gen.removeprefix("alpha")) if gen.startswith("alpha") else None
-    return gen, volume, alpha
+    return gen, volume, tag_alpha(gen)
 
 
 def collect_evaluations(paths: list[str]) -> pd.DataFrame:
@@ -22,12 +21,12 @@ def collect_evaluations(paths: list[str]) -> pd.DataFrame:
     rows = []
     for path in paths:
         metrics = json.loads(Path(path).read_text())
-        tags = metrics.get("tags", {})
-        gen, volume, alpha = _generation(tags.get("synthetic", "real"))
+        tags = metrics["tags"]   # written by the evaluate rule: dataset, method, synthetic, shots, seed, ...
+        gen, volume, alpha = _generation(tags["synthetic"])
         row = {"dataset": tags.get("dataset"), "method": tags.get("method"), "synthetic": tags.get("synthetic"),
                "generation": gen, "volume": volume, "alpha": alpha, "seed": tags.get("seed"),
-               "shots": tags.get("shots"), "with_real": bool(tags.get("with_real", False)),
-               "eval_split": tags.get("eval_split", "test"), "accuracy": 100 * metrics["accuracy"],
+               "shots": tags.get("shots"), "with_real": bool(tags["with_real"]),
+               "eval_split": tags["eval_split"], "accuracy": 100 * metrics["accuracy"],
                "mean_per_class_accuracy": 100 * metrics["mean_per_class_accuracy"], "n_test": metrics["n_test"]}
         for group, value in metrics.get("group_accuracy", {}).items():
             row[f"{group}_accuracy"] = 100 * value
@@ -40,18 +39,12 @@ def collect_gap(paths: list[str]) -> pd.DataFrame:
     rows = []
     for path in paths:
         result = json.loads(Path(path).read_text())
-        tags = result.get("tags", {})
-        gen, _, alpha = _generation(tags.get("synthetic", ""))
+        tags = result["tags"]
+        gen, _, alpha = _generation(tags["synthetic"])
         rows.append({"dataset": tags.get("dataset"), "method": tags.get("method"), "generation": gen,
                      "alpha": alpha, "seed": tags.get("seed"), "features": result.get("features"),
                      **result["summary"]})
     return pd.DataFrame(rows)
-
-
-def row_label(method: str, generation: str | None, with_real: bool = False) -> str:
-    label = method if generation in (None, "real", "fixed") or not isinstance(generation, str) \
-        else f"{method} (α={generation.removeprefix('alpha')})"
-    return f"{label} + real shots" if with_real else label
 
 
 def headline(results: pd.DataFrame) -> pd.DataFrame:

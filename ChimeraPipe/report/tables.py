@@ -8,12 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .results import cell, headline, mean_std, row_label
+from ..core.names import set_label
+from .results import cell, headline, mean_std
 
 # The component ablation in the paper's order: image-wise LoFT, + multi-head, + semantic boosting, both.
 ABLATION = (("loft", "LoFT (image-wise LoRA)"), ("chimera_nobox", "+ multi-head"),
             ("loft_box", "+ semantic boosting"), ("chimera", "+ multi-head + semantic boosting (ChimeraLoRA)"))
-GAP_COLUMNS = {"fid": "FD ↓", "fid_pooled": "FD (pooled) ↓", "clip_score": "CLIP score ↑",
+GAP_COLUMNS = {"fd": "FD ↓", "fd_pooled": "FD (pooled) ↓", "clip_score": "CLIP score ↑",
                "centroid_similarity": "centroid sim. ↑", "coverage": "coverage ↑", "precision": "precision ↑",
                "recall": "recall ↑", "density": "density", "copy_rate": "copy rate ↓", "diversity": "diversity ↑",
                "class_accuracy": "judge: right class ↑"}
@@ -21,7 +22,7 @@ GAP_COLUMNS = {"fid": "FD ↓", "fid_pooled": "FD (pooled) ↓", "clip_score": "
 
 def _labelled(results: pd.DataFrame) -> pd.DataFrame:
     out = results.copy()
-    out["row"] = [row_label(m, g, w) for m, g, w in zip(out["method"], out["generation"], out["with_real"],
+    out["row"] = [set_label(m, g, w) for m, g, w in zip(out["method"], out["generation"], out["with_real"],
                                                        strict=True)]
     return out
 
@@ -145,7 +146,7 @@ def sweep_table(evaluations: pd.DataFrame, by: str) -> tuple[pd.DataFrame, pd.Da
         results = headline(results)
         results = results.assign(series=results["method"])
     else:
-        results = results.assign(series=[row_label(m, g) for m, g in zip(results["method"], results["generation"],
+        results = results.assign(series=[set_label(m, g) for m, g in zip(results["method"], results["generation"],
                                                                           strict=True)])
     if results.empty or results.groupby(["dataset", "series"])[by].nunique().max() < 2:
         return None

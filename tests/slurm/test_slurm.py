@@ -17,8 +17,9 @@ import pytest
 import torch
 import yaml
 
-from ChimeraPipe.io import load_tensors
-from ChimeraPipe.train import LoraTrainConfig, train_lora
+from ChimeraPipe.core.io import load_tensors
+from ChimeraPipe.diffusion.train import train_lora
+from ChimeraPipe.pipeline.settings import LoraTrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = ["build_tiny_model", "demo_data", "split", "detect", "crops", "train", "generate", "classify",

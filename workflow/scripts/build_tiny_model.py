@@ -1,8 +1,7 @@
 from pathlib import Path
 
-from ChimeraPipe.models import build_tiny_model
-from ChimeraPipe.runtime import start_job
+from ChimeraPipe.core.runtime import start_job
+from ChimeraPipe.models.tiny import build_tiny_model
 
 start_job(snakemake.log[0], snakemake.threads)
-out = Path(snakemake.output[0])
-build_tiny_model(snakemake.wildcards.kind, out.parent)
+build_tiny_model(snakemake.wildcards.kind, Path(snakemake.output[0]).parent)

@@ -1,10 +1,9 @@
 import os
 
-from ChimeraPipe.pretrain.base import pretrain_base
-from ChimeraPipe.runtime import start_job
-from ChimeraPipe.settings import PretrainSettings, settings_dataclass
+from ChimeraPipe.core.runtime import start_job
+from ChimeraPipe.pipeline import stages
 
 # Every core this job may use: nothing downstream of the base can start while it trains, and Snakemake's
 # `--max-threads 1` (right for the tiny jobs) would otherwise leave one of two cores idle for minutes.
 start_job(snakemake.log[0], len(os.sched_getaffinity(0)))
-pretrain_base(snakemake.output[0], settings_dataclass(PretrainSettings, snakemake.params.settings, "pretrain"))
+stages.pretrain_base(snakemake.output[0], snakemake.params.settings)

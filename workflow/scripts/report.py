@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from ChimeraPipe import stages
-from ChimeraPipe.runtime import start_job
+from ChimeraPipe.core.runtime import start_job
+from ChimeraPipe.pipeline import stages
 
 start_job(snakemake.log[0], snakemake.threads)
 i = snakemake.input

@@ -1,5 +1,5 @@
-from ChimeraPipe import stages
-from ChimeraPipe.runtime import start_job
+from ChimeraPipe.core.runtime import start_job
+from ChimeraPipe.pipeline import stages
 
 start_job(snakemake.log[0], snakemake.threads)
 p = snakemake.params

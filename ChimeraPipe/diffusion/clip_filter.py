@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+
+from ..models.clip import image_features, load_clip, text_features
 
 
 class ClipFilter:
@@ -13,8 +14,6 @@ class ClipFilter:
 
     def __init__(self, clip_path: str, prompts: list[str], device: str = "cpu", max_factor: float = 4.0,
                  batch_size: int = 32):
-        from .classify import load_clip
-
         if len(prompts) < 2:
             raise ValueError("the CLIP filter needs the prompts of at least two classes")
         if max_factor < 1:
@@ -24,7 +23,7 @@ class ClipFilter:
         self.model, self.preprocess, tokenizer = load_clip(self.clip_path)
         self.model.to(device).eval()
         with torch.no_grad():
-            self.text = F.normalize(self.model.encode_text(tokenizer(self.prompts).to(device)), dim=-1)
+            self.text = text_features(self.model, tokenizer, self.prompts, device)
 
     def fingerprint(self) -> dict:
         """What decides which images pass: part of the generation's settings stamp."""
@@ -35,11 +34,11 @@ class ClipFilter:
 
     @torch.no_grad()
     def judge(self, images: list, class_index: int) -> tuple[list[int], list[float]]:
-        """(zero-shot label, probability of `class_index`) per image."""
+        """(zero-shot label, probability of `class_index`) per image (PIL images, still in memory)."""
         labels, scores = [], []
         for start in range(0, len(images), self.batch_size):
             pixels = torch.stack([self.preprocess(im) for im in images[start:start + self.batch_size]])
-            features = F.normalize(self.model.encode_image(pixels.to(self.device)), dim=-1)
+            features = image_features(self.model, pixels.to(self.device))
             probs = (self.model.logit_scale.exp() * features @ self.text.T).softmax(-1)
             labels += probs.argmax(-1).tolist()
             scores += probs[:, class_index].tolist()

@@ -4,7 +4,7 @@ Head weights per image (`mixing`):
   dirichlet  w ~ Dir(alpha * 1_K), fresh for every image (ChimeraLoRA)
   pairs      LoFT: all pairs of heads, shuffled and cycled, fused at 0.5/0.5
   uniform    w = 1/K (the heads' mean)
-  single     one head (K = 1: class-wise LoRA)
+  single     one head per image, the heads in turn (image j: head j mod K); with K = 1 the class-wise LoRA
 Image j's noise and weights come from seeds derived from (class seed, j), so a resumed or re-batched run
 produces the same images.
 """
@@ -21,14 +21,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .adapter import load_adapter
+from ..boxes.crops import apply_crop, sample_crop
+from ..core.hashing import file_digest, stable_seed
+from ..core.images import load_rgb
+from ..core.io import save_image, write_csv, write_json
+from ..core.runtime import resolve_precision
+from ..lora.adapter import load_adapter
+from ..lora.layer import head_weights
 from .clip_filter import ClipFilter
-from .crops import apply_crop, sample_crop
-from .images import load_rgb
-from .io import save_image, write_csv, write_json
-from .lora import head_weights
-from .runtime import autocast_dtype, file_digest, resolve_precision, stable_seed
-from .settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 FILTER_LOG = "clip_filter.csv"
@@ -49,8 +49,10 @@ def mixing_weights(mixing: str, heads: int, count: int, alpha: float | None, see
         raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}")
     if mixing == "dirichlet":
         alpha = check_alpha(alpha)
-    if mixing == "single" or heads == 1:
-        return np.ones((count, heads)) / heads
+    if heads == 1:
+        return np.ones((count, 1))
+    if mixing == "single":
+        return np.eye(heads)[np.arange(count) % heads]
     if mixing == "uniform":
         return np.full((count, heads), 1.0 / heads)
     if mixing == "pairs":
@@ -74,7 +76,7 @@ def load_pipeline(diffusion_path: str, device: str, precision: str = "auto", dty
     `dtype` from 0.42 on (older releases silently ignored it: hence the floor in pyproject.toml)."""
     from diffusers import StableDiffusionPipeline
 
-    dtype = dtype or autocast_dtype(device, precision) or torch.float32
+    dtype = dtype or resolve_precision(device, precision).autocast or torch.float32
     pipe = StableDiffusionPipeline.from_pretrained(diffusion_path, safety_checker=None, feature_extractor=None,
                                                    requires_safety_checker=False, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -105,7 +107,7 @@ class RealGuidance:
 
 
 def pixel_fingerprint(diffusion_path: str, adapter_path: str | Path | None, prompt: str, alpha: float | None,
-                      mixing: str, seed: int, settings: GenerationSettings, device: str,
+                      mixing: str, seed: int, settings, device: str,
                       real_guidance: RealGuidance | None = None, clip_filter: ClipFilter | None = None) -> dict:
     """Every input that changes the pixels of image j (or which images the CLIP filter keeps): images on
     disk are kept only when it matches.
@@ -136,7 +138,7 @@ def _clear_stale(out_dir: Path, fingerprint: dict) -> None:
 
 def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt: str, out_dir: str | Path,
                    manifest_path: str | Path, count: int, alpha: float | None, mixing: str, seed: int,
-                   settings: GenerationSettings | None = None, device: str = "cpu", class_name: str = "",
+                   settings, device: str = "cpu", class_name: str = "",
                    real_guidance: RealGuidance | None = None, clip_filter: ClipFilter | None = None,
                    class_index: int = 0) -> pd.DataFrame:
     """Write `count` images into out_dir and a manifest (file, seed, head weights) at manifest_path.
@@ -146,7 +148,6 @@ def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt:
     few pass, the best-scoring rejected ones fill up, marked clip_pass = False, with a warning).
     Images already present from an interrupted run with the same `pixel_fingerprint` are kept.
     """
-    settings = settings or GenerationSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe = load_pipeline(diffusion_path, device, settings.precision)
@@ -186,7 +187,7 @@ def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt:
     return manifest
 
 
-def _renderer(pipe, prompt: str, device: str, settings: GenerationSettings, seeds, weights,
+def _renderer(pipe, prompt: str, device: str, settings, seeds, weights,
               real_guidance: RealGuidance | None):
     """A function: candidate indices -> their images, one batched call, each with its own head weights."""
     with torch.no_grad():

@@ -1,16 +1,67 @@
-"""Settings of the detect, crops, train, generate, classify and metrics stages: keys and defaults, stated once.
+"""Every stage's settings: keys and defaults, stated once, in these dataclasses.
 
 Torch-free, so the Snakefile can check a config's sections while it plans. The schema
 (workflow/schemas/config.schema.yaml) lists the same keys with their types and leaves the defaults
 to these classes (a test keeps the two in step); `canonical` turns a config section into the full,
 ordered, typed mapping that rules use as `params`, so key order, `1` vs `1.0`, or leaving out a key
-equal to its default never re-runs a job.
+equal to its default never re-runs a job. The stages below this package take these objects as they are
+(they read fields, never defaults of their own).
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
 from dataclasses import dataclass
+
+from ..datasets import DEFAULT_NAMING, DEFAULT_ON_MISSING
+from .presets import DEFAULT_LORA_RANK
+
+
+@dataclass
+class RunSettings:
+    """The config's top-level keys (the sections - models, datasets, method_overrides, detect, crops, train,
+    generate, classify, pretrain, metrics - have their own classes or readers)."""
+    results: str = "results"              # every output goes under it
+    device: str = "auto"                  # auto (cuda when available), cpu, cuda[:N]
+    data_root: str | None = None          # relative dataset roots lie under it
+    shots: int = 4                        # K real images per class = LoRA heads
+    seeds: tuple[int, ...] = (0,)
+    methods: tuple[str, ...] = ("real", "chimera")
+    alpha: float | list[float] = 1.0      # Dirichlet concentration, or a sweep
+    num_images: int | list[int] = 500     # synthetic images per class, or a volume sweep
+    lora_rank: int = DEFAULT_LORA_RANK    # ChimeraLoRA's ablation family
+    classes_per_job: int = 1              # classes of one detect / crops / train / generate job (a part)
+
+
+@dataclass
+class ModelSettings:
+    """`models:`, one spec per kind: `tiny` (random weights, built offline), a model the workflow pretrains
+    (`digits-base`), a local folder, or a hub id (ChimeraPipe.models.specs)."""
+    diffusion: str = "tiny"
+    clip: str = "tiny"
+    grounding_dino: str = "tiny"
+    sam: str = "tiny"
+
+
+@dataclass
+class DatasetSettings:
+    """One entry of `datasets:`; None means "the default from elsewhere", said per key."""
+    root: str                                   # the dataset's folder (relative: under data_root)
+    kind: str = "imagefolder"                   # layout and official split (ChimeraPipe.datasets.KINDS)
+    demo: bool = False                          # made by the workflow (rule demo_data)
+    classes: list[str] | None = None            # a subset (ids or display names); None: all
+    class_names: str = DEFAULT_NAMING           # baseline (the baselines' spelling) or coop
+    shots_file: str | None = None               # CSV (class, path) of the shots instead of the seeded draw
+    on_missing: str = DEFAULT_ON_MISSING        # a split entry without its image: error or skip
+    prompt_prefix: str | None = None            # None: the kind's (the anchors')
+    detect_noun: str | None = None              # None: the kind's
+    detect_backend: str | None = None           # None: detect.backend
+    box_quality: bool | None = None             # None: on for the demo shapes (they ship boxes.csv)
+    methods: list[str] | None = None            # None: the run's methods
+    alpha: float | list[float] | None = None    # None: the run's alpha
+    num_images: int | list[int] | None = None   # None: the run's num_images
+    tsne_class: str | None = None               # None: the first class with synthetic images
+    longtail: dict | None = None                # LongtailSettings' keys; None: a few-shot dataset
 
 
 @dataclass
@@ -32,10 +83,6 @@ class LoraTrainConfig:
     precision: str = "auto"              # auto: bf16 autocast on GPU with bf16, fp16 + loss scaling otherwise
     gradient_checkpointing: bool = False
 
-    @property
-    def alpha(self) -> float:
-        return float(self.rank if self.lora_alpha is None else self.lora_alpha)
-
 
 @dataclass
 class ClassifierConfig:
@@ -52,7 +99,7 @@ class ClassifierConfig:
     min_lr: float = 1e-8
     with_real: bool = False           # synthetic only, as the paper and LoFT; true: DataDream's real+synthetic mix
     real_weight: float | None = 0.8   # loss weight of the real images when mixed; None: one mean over all
-    augment: str = "anchor"           # anchor (the anchors' strong list) or simple; cnn: affine or none
+    augment: str = "anchor"           # clip: anchor (the anchors' strong list) or simple; cnn: affine or none
     mix_prob: float = 0.2             # share of batches given CutMix or MixUp (LoFT's IS_MIX_AUG)
     lora_init: str = "kaiming"        # loralib's kaiming-uniform A (a = sqrt(5)); or gaussian
     select: str = "last"              # last epoch, or the epoch best on the dataset's val split (never test)
@@ -155,3 +202,18 @@ def canonical(cls, settings: dict, section: str) -> dict:
     """The full settings as a plain dict in field order, defaults filled in, numbers typed by field."""
     values = dataclasses.asdict(settings_dataclass(cls, settings, section))
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def judge_settings(epochs: int, image_size: int) -> ClassifierConfig:
+    """The dataset judge (metrics.features: judge): the CNN backend on every real training image, with small
+    affine augmentation, `metrics.judge_epochs` epochs."""
+    return ClassifierConfig(backend="cnn", image_size=image_size, epochs=epochs, warmup_epochs=1,
+                            batch_size=64, lr=1e-3, weight_decay=1e-4, augment="affine", mix_prob=0.0, seed=0)
+
+
+def source_judge_settings(pretrain: PretrainSettings) -> ClassifierConfig:
+    """The pretrained base's check judge: the CNN backend on rendered digits (already tensors, no
+    augmentation), 4 epochs at a constant 2e-3."""
+    return ClassifierConfig(backend="cnn", image_size=pretrain.image_size, epochs=4, warmup_epochs=0,
+                            batch_size=128, lr=2e-3, min_lr=2e-3, weight_decay=1e-4, augment="none",
+                            mix_prob=0.0, seed=pretrain.seed)

@@ -1,8 +1,7 @@
-"""Device choice, seeding and logging set-up shared by the stages."""
+"""Device and precision choice, the learning-rate schedule, and the set-up every rule's job does first."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import sys
@@ -53,11 +52,6 @@ def resolve_precision(device: str, precision: str = "auto", bf16_supported: bool
     return Precision(torch.float16, True)
 
 
-def autocast_dtype(device: str, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype of `resolve_precision` (inference needs no loss scaling)."""
-    return resolve_precision(device, precision).autocast
-
-
 def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.0) -> float:
     """Learning-rate factor: linear warm-up over `warmup` steps, then cosine decay from 1 to `floor`.
 
@@ -66,20 +60,6 @@ def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.0) -> flo
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def stable_seed(*parts) -> int:
-    """A 31-bit seed derived from any parts (class names, indices): stable across runs and machines."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def file_digest(path: str | Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def setup_logging(log_file: str | Path | None = None) -> None:
@@ -99,8 +79,3 @@ def start_job(log_file: str | Path | None, threads: int | None = None) -> None:
     setup_logging(log_file)
     if threads:
         torch.set_num_threads(max(1, int(threads)))
-
-
-def class_prompt(class_name: str, prefix: str = "") -> str:
-    """The anchors' template "a {prefix}photo of a {class}" (prefix e.g. "aircraft ", or empty)."""
-    return f"a {prefix}photo of a {class_name.replace('_', ' ')}"

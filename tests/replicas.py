@@ -1,4 +1,4 @@
-"""Miniature replicas of each dataset in its official file layout and formats (JSON split files, txt
+"""Test fixtures: miniature replicas of each dataset in its official file layout and formats (JSON split files, txt
 lists, CSV ground truth, pickle batches, image folders): what the tests read, what the DAG benchmark
 plans, and a way to try a kind without downloading it. Class names include the awkward ones of the
 real datasets ('F/A-18', 'Ram C/V Cargo Van Minivan 2012', a leading dot, unicode)."""
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .official import ISIC_CLASSES
+from ChimeraPipe.datasets.official import ISIC_CLASSES
 
 # (CoOp display name, raw folder or file stem) per kind: the replicas' default classes.
 COOP_CLASSES = {
@@ -56,7 +56,7 @@ def _coop_rel(kind: str, folder: str, index: int, counter: list[int]) -> str:
 
 def write_coop(kind: str, root: Path, classes: list[tuple[str, str]] | None = None, counts: dict | None = None,
                images: bool = True, size: tuple[int, int] = (40, 30), seed: int = 0) -> Path:
-    from .coop import COOP_DATASETS
+    from ChimeraPipe.datasets.coop import COOP_DATASETS
 
     spec = COOP_DATASETS[kind]
     classes = classes or COOP_CLASSES[kind]
@@ -149,7 +149,16 @@ def write_imagefolder(root: Path, classes: list[str] | None = None, counts: dict
 
 
 def numbered_classes(kind: str, count: int):
-    """`count` made-up classes in the kind's own naming, for replicas at a real dataset's class count."""
+    """`count` classes for replicas at a real dataset's class count: the baselines' own names where the kind
+    has a list (so the default naming finds them), else made-up ones in the kind's naming."""
+    from ChimeraPipe.datasets.base import safe_id
+    from ChimeraPipe.datasets.names import baseline_lists
+
+    listed = baseline_lists().get(kind, [])
+    if count <= len(listed):
+        if kind == "fgvc_aircraft":
+            return listed[:count]
+        return [(name, ("s/" if kind == "sun397" else "") + safe_id(name)) for name in listed[:count]]
     if kind == "fgvc_aircraft":
         return [f"Variant {i:03d}" for i in range(count)]
     if kind == "stanford_cars":

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .images import downscale, load_rgb
+from ..core.images import downscale, load_rgb
 
 log = logging.getLogger(__name__)
 BACKENDS = ("grounded_sam", "annotations", "full")

@@ -1,115 +1,14 @@
-"""Model specs -> loadable locations, and offline `tiny` models built from configs with random weights.
-
-A spec is `tiny`, a local directory, or a hub id. `tiny` models are saved once under the models
-directory and then loaded through exactly the same `from_pretrained(dir)` code as a real model.
-"""
+"""Offline `tiny` models: each kind built from a config with random weights and saved in the layout of the
+real model, so it loads through the same `from_pretrained(dir)` code. Tests and the demo use them."""
 from __future__ import annotations
 
-import gzip
 import json
-import re
 from pathlib import Path
 
-from .io import atomic_dir
+from ..core.io import atomic_dir
+from .specs import MODEL_KINDS, ModelSpecError, built_model_name
+from .tokenizer import build_clip_tokenizer
 
-MODEL_KINDS = ("diffusion", "clip", "grounding_dino", "sam")
-REAL_DEFAULTS = {
-    "diffusion": "stabilityai/stable-diffusion-2-1-base",
-    "clip": "ViT-B-16:openai",
-    "grounding_dino": "IDEA-Research/grounding-dino-tiny",
-    "sam": "facebook/sam-vit-huge",
-}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_OPEN_CLIP_NAME = re.compile(r"^[\w.-]+:[\w.-]+$")  # open_clip "ARCH:pretrained_tag"
-
-
-# Specs of models the workflow trains itself (spec -> model kind): the laptop-scale base of config/mini.yaml.
-BUILT_SPECS = {"digits-base": "diffusion"}
-
-
-class ModelSpecError(ValueError):
-    pass
-
-
-def is_built_by_workflow(kind: str, spec: str) -> bool:
-    return spec == "tiny" or BUILT_SPECS.get(spec) == kind
-
-
-def built_model_name(kind: str, spec: str) -> str:
-    """The folder under models/ of a model the workflow builds: tiny-<kind>, or the pretrained spec's name."""
-    return f"tiny-{kind}" if spec == "tiny" else spec
-
-
-def tiny_dir(models_dir: str | Path, kind: str) -> Path:
-    return Path(models_dir) / f"tiny-{kind}"
-
-
-def resolve_model(kind: str, spec: str, models_dir: str | Path) -> str:
-    """Where to load model `kind` from: a local directory or a hub id (passed to from_pretrained)."""
-    if kind not in MODEL_KINDS:
-        raise ModelSpecError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
-    if is_built_by_workflow(kind, spec):
-        path = Path(models_dir) / built_model_name(kind, spec)
-        if not (path / "BUILT").is_file():
-            rule = "build_tiny_model" if spec == "tiny" else "pretrain_base"
-            raise ModelSpecError(f"models.{kind}: {spec} model not built at {path} (rule {rule} makes it)")
-        return str(path)
-    if Path(spec).expanduser().is_dir():
-        return str(Path(spec).expanduser())
-    if kind == "sam" and spec.endswith(".pth") and Path(spec).expanduser().is_file():
-        return str(Path(spec).expanduser())  # an original SAM checkpoint (segment-anything loader)
-    if _HUB_ID.match(spec) or (kind == "clip" and _OPEN_CLIP_NAME.match(spec)):
-        return spec
-    raise ModelSpecError(
-        f"models.{kind}: {spec!r} is neither 'tiny', an existing directory, nor a hub id like {REAL_DEFAULTS[kind]!r}")
-
-
-# ---------------------------------------------------------------- tokenizer
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte-to-printable-character table (the BPE's alphabet)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = printable[:], 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars), strict=True))
-
-
-def write_clip_tokenizer_files(out_dir: Path) -> None:
-    """Convert open_clip's bundled BPE merges into vocab.json + merges.txt for transformers' CLIPTokenizer.
-
-    The ids follow CLIP's construction (bytes, bytes+'</w>', merges, then the two specials),
-    so they equal those of the real SD / OpenAI CLIP tokenizer.
-    """
-    import open_clip
-
-    bpe_path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    with gzip.open(bpe_path, "rt", encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
-    merges = lines[1:49152 - 256 - 2 + 1]
-    alphabet = list(_bytes_to_unicode().values())
-    tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    (out_dir / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
-    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-
-
-def build_clip_tokenizer(out_dir: Path, max_length: int = 77):
-    from transformers import CLIPTokenizer
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_clip_tokenizer_files(out_dir)
-    # SD 2.x pads with "!" (id 0), as its released tokenizer does.
-    tokenizer = CLIPTokenizer(str(out_dir / "vocab.json"), str(out_dir / "merges.txt"),
-                              pad_token="!", model_max_length=max_length)
-    tokenizer.save_pretrained(out_dir)
-    return tokenizer
-
-
-# ---------------------------------------------------------------- tiny models
 SD21_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
                       set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, prediction_type="epsilon")
 
@@ -249,7 +148,7 @@ def build_tiny_model(kind: str, models_dir: str | Path, seed: int = 0) -> Path:
     """Build the tiny model of `kind` under models_dir (atomically: a half-built folder never looks done)."""
     if kind not in TINY_BUILDERS:
         raise ModelSpecError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
-    target = tiny_dir(models_dir, kind)
+    target = Path(models_dir) / built_model_name(kind, "tiny")
     with atomic_dir(target) as tmp:
         TINY_BUILDERS[kind](tmp, seed=seed)
         (tmp / "BUILT").write_text(json.dumps({"kind": kind, "seed": seed}) + "\n")

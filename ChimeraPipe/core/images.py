@@ -1,4 +1,4 @@
-"""Reading real-world images robustly: one RGB convention for every stage."""
+"""Reading real-world images robustly (one RGB convention for every stage), and their tensor form."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,3 +61,13 @@ def downscale(image: Image.Image, max_side: int) -> Image.Image:
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside `folder`, sorted by name for determinism."""
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def to_signed_unit(images):
+    """uint8 RGB images - a [n, h, w, 3] array or a list of PIL images - as a float tensor [n, 3, h, w] in
+    [-1, 1]: the input range of the VAE and of the judges."""
+    import torch
+
+    array = np.stack([np.asarray(im, dtype=np.uint8) for im in images]) if isinstance(images, list) \
+        else np.asarray(images, dtype=np.uint8)
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -5,16 +5,15 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from ..core.hashing import stable_seed
+from ..core.images import load_rgb, to_signed_unit
+from ..core.io import load_tensors, save_image, save_tensors
 from .crops import CropSpec, apply_crop, sample_crop
-from .images import load_rgb
-from .io import load_tensors, save_image, save_tensors
-from .runtime import stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +36,6 @@ def make_views(shots: pd.DataFrame, boxes: pd.DataFrame, views_per_image: int, r
     return all_views, all_specs
 
 
-def to_tensor(images: list[Image.Image]) -> torch.Tensor:
-    """PIL images -> [N, 3, H, W] in [-1, 1] (the VAE's input range)."""
-    array = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
-
-
 @torch.no_grad()
 def encode_views(vae, views: list[list[Image.Image]], device: str, batch_size: int = 16):
     """VAE posterior mean and std of every view, scaled by the VAE's scaling factor: [K, V, C, h, w]."""
@@ -50,7 +43,7 @@ def encode_views(vae, views: list[list[Image.Image]], device: str, batch_size: i
     means, stds = [], []
     dtype = next(vae.parameters()).dtype
     for start in tqdm(range(0, len(flat), batch_size), desc="encode views", leave=False):
-        pixels = to_tensor(flat[start:start + batch_size]).to(device, dtype)
+        pixels = to_signed_unit(flat[start:start + batch_size]).to(device, dtype)
         dist = vae.encode(pixels).latent_dist
         means.append(dist.mean.float().cpu())
         stds.append(dist.std.float().cpu())

@@ -1,5 +1,5 @@
-"""ImageFolder helpers over the dataset layer (ChimeraPipe.datasets), shipped box annotations, and the
-embedded demo set."""
+"""Datasets the workflow makes itself (`demo: true`): the embedded shapes (with exact ground-truth boxes)
+and scikit-learn's digits file; and the box annotations a dataset ships (`boxes.csv`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,21 +8,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
-from .datasets import DatasetLayoutError, dataset_classes, dataset_table, draw_shots, split_rows
-from .images import load_rgb
-from .io import atomic_dir
+from ..core.io import atomic_dir
+from .base import DatasetLayoutError
 
 SHAPES_CLASSES = ("circle", "square", "triangle")
-
-
-# One error type for bad datasets, whichever layer finds the problem.
-DatasetError = DatasetLayoutError
 
 
 def demo_classes(kind: str = "imagefolder") -> tuple[str, ...]:
     """Classes of a dataset the workflow makes itself (`demo: true`): the shapes, or scikit-learn's digits."""
     if kind == "sklearn_digits":
-        from .datasets.official import DIGIT_WORDS
+        from .official import DIGIT_WORDS
 
         return DIGIT_WORDS
     if kind != "imagefolder":
@@ -33,41 +28,22 @@ def demo_classes(kind: str = "imagefolder") -> tuple[str, ...]:
 def make_demo_dataset(kind: str, root: str | Path, seed: int = 0) -> Path:
     """The shapes, generated; or scikit-learn's digits file, copied from the installed package."""
     if kind == "sklearn_digits":
-        from .datasets.official import SklearnDigits
+        from .official import SklearnDigits
 
         return SklearnDigits.fetch(root)
     demo_classes(kind)
     return make_shapes_dataset(root, seed=seed)
 
 
-def class_names(root: str | Path) -> list[str]:
-    """Class folders of an ImageFolder root's train split."""
-    return [cid for cid, _ in dataset_classes("imagefolder", root)]
-
-
-def scan_split(root: str | Path, split: str, classes: list[str]) -> pd.DataFrame:
-    """All images of an ImageFolder split: columns class, label, path (label = index in `classes`)."""
-    return split_rows(dataset_table("imagefolder", root), split, classes)[["class", "label", "path"]]
-
-
-def choose_shots(root: str | Path, classes: list[str], shots: int, seed: int) -> pd.DataFrame:
-    """K images per class from an ImageFolder root's train split (see datasets.draw_shots); every chosen
-    image is checked readable."""
-    split = draw_shots(dataset_table("imagefolder", root), classes, shots, seed)
-    for path in split["path"]:
-        load_rgb(path)  # fail here, naming the file, rather than deep inside a GPU job
-    return split
-
-
 def read_annotations(root: str | Path, filename: str = "boxes.csv") -> tuple[pd.DataFrame, str]:
     """Boxes shipped with a dataset: CSV with path (relative to root), x0, y0, x1, y1 in pixels."""
     path = Path(root) / filename
     if not path.is_file():
-        raise DatasetError(f"{path}: annotation file missing (detect.backend=annotations needs it)")
+        raise DatasetLayoutError(f"{path}: annotation file missing (detect.backend=annotations needs it)")
     frame = pd.read_csv(path)
     missing = {"path", "x0", "y0", "x1", "y1"} - set(frame.columns)
     if missing:
-        raise DatasetError(f"{path}: missing columns {sorted(missing)}")
+        raise DatasetLayoutError(f"{path}: missing columns {sorted(missing)}")
     frame["path"] = [str(Path(root) / p) for p in frame["path"]]
     return frame, str(path)
 

@@ -5,25 +5,16 @@ Keys are '{component}.{module}.lora_A|lora_B' with component in {unet, text_enco
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .io import load_tensors, save_tensors, write_json
-from .lora import MultiHeadLoRALinear, inject_multihead_lora, load_lora_state_dict, lora_layers, lora_state_dict
+from ..core.io import load_tensors, save_tensors, write_json
+from ..core.provenance import git_commit
+from .layer import MultiHeadLoRALinear, inject_multihead_lora, load_lora_state_dict, lora_layers, lora_state_dict
 
 TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def adapter_components(unet: nn.Module, text_encoder: nn.Module | None = None) -> dict[str, nn.Module]:

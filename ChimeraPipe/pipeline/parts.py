@@ -9,13 +9,13 @@ part resumes class by class (and each class's stage resumes from its own checkpo
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from .io import write_json
+from ..core.hashing import settings_digest
+from ..core.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def partition(classes: list[str], per_job: int) -> dict[str, list[str]]:
 
 
 def fingerprint(settings: dict) -> str:
-    """A digest of everything a class's result depends on (settings, input digests, model specs)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    """A digest of everything a class's result depends on (settings, input digests, model locations)."""
+    return settings_digest(settings)
 
 
 def is_done(class_dir: Path, print_: str, files: dict[str, str]) -> bool:

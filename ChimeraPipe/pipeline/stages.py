@@ -1,5 +1,9 @@
 """One plain function per workflow stage: paths and settings in, files out. Snakemake rules call these
-through thin scripts; a library user can call them directly."""
+through thin scripts; a library user can call them directly.
+
+`models` maps a model kind to the location to load it from (a folder, or what from_pretrained takes);
+`settings` are a section's canonical settings (pipeline/settings.py), complete, as the rules pass them.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,30 +11,39 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import data, datasets, detect, quality
-from . import models as models_module
-from .classify import evaluate_classifier, train_classifier
-from .clip_filter import ClipFilter
-from .cnn import train_cnn_classifier
-from .generate import RealGuidance, generate_class
-from .images import load_rgb
-from .io import atomic_dir, write_csv, write_json, write_text
-from .metrics import embeddings, gap
-from .metrics.features import feature_extractor
-from .metrics.tsne import write_tsne_plot
+from .. import datasets
+from ..boxes import detect, quality
+from ..boxes.views import build_view_cache
+from ..classify.backends import make_backend
+from ..classify.evaluate import evaluate_classifier
+from ..classify.judge import fit_judge
+from ..classify.loop import train_classifier
+from ..core.hashing import file_digest, settings_digest, stable_seed
+from ..core.images import load_rgb
+from ..core.io import atomic_dir, write_csv, write_json, write_text
+from ..core.names import class_prompt
+from ..core.runtime import pick_device
+from ..datasets.demo import read_annotations
+from ..diffusion.clip_filter import ClipFilter
+from ..diffusion.generate import RealGuidance, generate_class
+from ..diffusion.train import train_lora
+from ..metrics import embeddings, gap
+from ..metrics.features import EXTRACTORS, feature_extractor
+from ..metrics.tsne import write_tsne_plot
+from ..report import build_report, write_image_grid, write_sample_grid
 from .parts import PartIndexError, class_files, run_classes, write_index
-from .report import build_report, write_image_grid, write_sample_grid
-from .runtime import class_prompt, file_digest, pick_device, stable_seed
-from .settings import ClassifierConfig, GenerationSettings, LoraTrainConfig, settings_dataclass
-from .train import train_lora
-from .views import build_view_cache
+from .presets import option
+from .settings import (
+    ClassifierConfig,
+    GenerationSettings,
+    LoraTrainConfig,
+    PretrainSettings,
+    judge_settings,
+    settings_dataclass,
+    source_judge_settings,
+)
 
 log = logging.getLogger(__name__)
-
-
-def model_location(models: dict, kind: str, models_dir: str = "results/models") -> str:
-    """`models` maps kind -> 'tiny', a directory or a hub id (rules pass the built tiny model's folder)."""
-    return models_module.resolve_model(kind, models[kind], models_dir)
 
 
 def shots_by_class(split_csv: str | Path, classes: list[str]) -> dict[str, pd.DataFrame]:
@@ -53,8 +66,8 @@ def prompt_of(cls: str, names: dict | None, prefix: str = "") -> str:
     return class_prompt(display_name(cls, names), prefix)
 
 
-def dataset_table(kind: str, root: str, out_csv: str, *, naming: str = "baseline", on_missing: str = "error",
-                  decoded_dir: str | None = None) -> None:
+def dataset_table(kind: str, root: str, out_csv: str, *, naming: str = datasets.DEFAULT_NAMING,
+                  on_missing: str = datasets.DEFAULT_ON_MISSING, decoded_dir: str | None = None) -> None:
     """The dataset's canonical table (every split) in one CSV; skipped entries (on_missing=skip) are
     listed in a `<table>.skipped.csv` beside it and counted in the log, never dropped silently."""
     table = datasets.dataset_table(kind, root, naming, decoded_dir=decoded_dir, on_missing=on_missing)
@@ -76,29 +89,27 @@ def split(table_csv: str, classes: list[str], shots: int, seed: int, out_csv: st
     write_csv(out_csv, chosen)
 
 
-def _detector(backend: str, root: str, models: dict, settings: dict, device: str):
+def _detector(backend: str, root: str, models: dict, settings: dict, noun: str, device: str):
     """A function paths, class -> boxes for the backend; models are loaded once per job."""
     if backend == "full":
         return lambda paths, _: detect.full_boxes(paths)
     if backend == "annotations":
-        annotations, source = data.read_annotations(root, settings.get("annotations_file", "boxes.csv"))
+        annotations, source = read_annotations(root, settings["annotations_file"])
         return lambda paths, _: detect.annotation_boxes(paths, annotations, source)
     if backend == "grounded_sam":
-        detector = detect.GroundedSam(
-            model_location(models, "grounding_dino"),
-            model_location(models, "sam"), pick_device(device),
-            settings.get("box_threshold", 0.3), settings.get("text_threshold", 0.25))
-        return lambda paths, cls: detect.grounded_sam_boxes(
-            paths, detect.grounding_prompt(cls, settings.get("noun")), detector,
-            max_side=settings.get("max_side", 1333))
+        detector = detect.GroundedSam(models["grounding_dino"], models["sam"], pick_device(device),
+                                      settings["box_threshold"], settings["text_threshold"])
+        return lambda paths, cls: detect.grounded_sam_boxes(paths, detect.grounding_prompt(cls, noun), detector,
+                                                            max_side=settings["max_side"])
     raise ValueError(f"detect.backend: unknown backend {backend!r}; expected one of {detect.BACKENDS}")
 
 
 def detect_part(split_csv: str, classes: list[str], backend: str, out_csv: str, out_preview: str, *,
                 root: str, models: dict, settings: dict, device: str = "auto", names: dict | None = None) -> None:
-    """Boxes of the part's reference images: one CSV (a `class` column first) and a preview, a row per class."""
+    """Boxes of the part's reference images: one CSV (a `class` column first) and a preview, a row per class.
+    `settings`: the detect section and the dataset's Grounding-DINO `noun`."""
     shots = shots_by_class(split_csv, classes)
-    boxes_of = _detector(backend, root, models, settings, device)
+    boxes_of = _detector(backend, root, models, settings, settings["noun"], device)
     frames, rows = [], []
     for cls in classes:
         paths = list(shots[cls]["path"])
@@ -115,43 +126,41 @@ def class_folders(out_index: str) -> Path:
     return Path(out_index).parent.parent
 
 
-def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: str, *,
-               models: dict, settings: dict, seed: int, device: str = "auto") -> None:
-    """View caches (+ previews) of the part's classes, `<class>/views.safetensors`, and the part index."""
+def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: str, *, models: dict,
+               settings: dict, seed: int, device: str = "auto") -> None:
+    """View caches (+ previews) of the part's classes, `<class>/views.safetensors`, and the part index.
+    `settings`: the crops section and the `mode`: box (box-constrained), random (DataDream's square) or
+    center (LoFT's one centre crop)."""
     from diffusers import AutoencoderKL
 
+    mode = settings["mode"]
     boxes, root, shots = pd.read_csv(boxes_csv), class_folders(out_index), shots_by_class(split_csv, classes)
     device = pick_device(device)
-    diffusion = model_location(models, "diffusion")
-    vae = AutoencoderKL.from_pretrained(diffusion, subfolder="vae").to(device).eval()
-    jitter = {k: settings[k] for k in ("translate", "flip_prob", "mode") if k in settings}
-    if "scale_range" in settings:
-        jitter["scale_range"] = tuple(settings["scale_range"])
-    # LoFT's centre crop is one fixed view per image.
-    views_per_image = 1 if settings.get("mode") == "center" else settings["views_per_image"]
+    vae = AutoencoderKL.from_pretrained(models["diffusion"], subfolder="vae").to(device).eval()
+    jitter = {"scale_range": tuple(settings["scale_range"]), "translate": settings["translate"],
+              "flip_prob": settings["flip_prob"], "mode": mode}
+    views_per_image = 1 if mode == "center" else settings["views_per_image"]  # LoFT: one fixed view
 
     def inputs(cls):
-        return {"settings": settings, "seed": seed, "vae": diffusion, "device": device,
+        return {"settings": settings, "seed": seed, "vae": models["diffusion"], "device": device,
                 "shots": shots[cls]["path"].tolist(), "boxes": boxes[boxes["class"] == cls].to_dict("records")}
-
-    def work(cls):
-        files = outputs(cls)
-        build_view_cache(shots[cls], boxes[boxes["class"] == cls], vae, files["views"],
-                         files["preview"], views_per_image, settings["resolution"],
-                         stable_seed(seed, cls), device, **jitter)
 
     def outputs(cls):
         return {"views": str(root / cls / "views.safetensors"), "preview": str(root / cls / "preview.png")}
 
+    def work(cls):
+        files = outputs(cls)
+        build_view_cache(shots[cls], boxes[boxes["class"] == cls], vae, files["views"], files["preview"],
+                         views_per_image, settings["resolution"], stable_seed(seed, cls), device, **jitter)
+
     write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "crops"))
 
 
-def train_part(views_index: str, classes: list[str], out_index: str, *, models: dict,
-               train_settings: dict, prompt_prefix: str = "", device: str = "auto", names: dict | None = None) -> None:
+def train_part(views_index: str, classes: list[str], out_index: str, *, models: dict, train_settings: dict,
+               prompt_prefix: str = "", device: str = "auto", names: dict | None = None) -> None:
     """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index."""
     cfg = settings_dataclass(LoraTrainConfig, train_settings, "train")
-    diffusion, views, root = model_location(models, "diffusion"), class_files([views_index], "views"), \
-        class_folders(out_index)
+    diffusion, views, root = models["diffusion"], class_files([views_index], "views"), class_folders(out_index)
     missing = [c for c in classes if c not in views]
     if missing:
         raise PartIndexError(f"{views_index}: no view cache for classes {missing}")
@@ -165,7 +174,7 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
 
     def work(cls):
         train_lora(diffusion, views[cls], prompt_of(cls, names, prompt_prefix), outputs(cls)["adapter"], cfg,
-                   pick_device(device), base_model=models["diffusion"])
+                   pick_device(device), base_model=diffusion)
 
     write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "train"))
 
@@ -178,25 +187,25 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
 
     Real guidance (method `guidance: real`) starts from the class's shots in `split_csv`; the CLIP filter
     (`clip_filter: true`) judges each image against the prompts of `all_classes` (the whole dataset)."""
-    diffusion, root = model_location(models, "diffusion"), class_folders(out_index)
+    diffusion, root = models["diffusion"], class_folders(out_index)
     generation = settings_dataclass(GenerationSettings, settings, "generate")
     device = pick_device(device)
     adapters = class_files([adapter_index], "adapter") if adapter_index else {}
     if adapter_index and (missing := [c for c in classes if c not in adapters]):
         raise PartIndexError(f"{adapter_index}: no adapter for classes {missing}")
-    real = method.get("guidance", "text") == "real"
-    if (real or method.get("clip_filter")) and not (split_csv and all_classes):
+    real = option(method, "guidance") == "real"
+    if (real or option(method, "clip_filter")) and not (split_csv and all_classes):
         raise ValueError("real guidance and the CLIP filter need the split file and the dataset's class list")
     shots = shots_by_class(split_csv, classes) if real else {}
     clip_filter = None
-    if method.get("clip_filter"):
+    if option(method, "clip_filter"):
         prompts = [prompt_of(c, names, prompt_prefix) for c in all_classes]
-        clip_filter = ClipFilter(model_location(models, "clip"), prompts, device, generation.clip_filter_max_factor)
+        clip_filter = ClipFilter(models["clip"], prompts, device, generation.clip_filter_max_factor)
 
     def guidance(cls):
         if not real:
             return None
-        return RealGuidance(tuple(shots[cls]["path"]), float(method.get("strength", 0.5)))
+        return RealGuidance(tuple(shots[cls]["path"]), float(option(method, "strength")))
 
     def inputs(cls):
         return {"method": method, "alpha": alpha, "num_images": num_images, "settings": settings, "seed": seed,
@@ -210,7 +219,7 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
 
     def work(cls):
         generate_class(diffusion, adapters.get(cls), prompt_of(cls, names, prompt_prefix), root / cls / "images",
-                       outputs(cls)["manifest"], num_images, alpha, method.get("mixing", "dirichlet"),
+                       outputs(cls)["manifest"], num_images, alpha, option(method, "mixing"),
                        stable_seed(seed, cls, "generate"), generation, device, class_name=cls,
                        real_guidance=guidance(cls), clip_filter=clip_filter,
                        class_index=all_classes.index(cls) if clip_filter else 0)
@@ -231,18 +240,18 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
     """Training images for the classifier: synthetic ones from the manifests (the first `per_class` of each
     class's set: smaller volumes are prefixes of the generated one), plus (or only) the real images."""
     label = {name: i for i, name in enumerate(classes)}
-    parts = []
+    frames = []
     for manifest in manifests:
         frame = pd.read_csv(manifest)
         if per_class is not None:
             if len(frame) < per_class:
                 raise ValueError(f"{manifest}: {len(frame)} images, fewer than the {per_class} asked for")
             frame = frame.head(per_class)
-        parts.append(pd.DataFrame({"path": frame["file"], "label": frame["class"].map(label), "real": False}))
+        frames.append(pd.DataFrame({"path": frame["file"], "label": frame["class"].map(label), "real": False}))
     if with_real or not manifests:
         real = pd.read_csv(split_csv)
-        parts.append(pd.DataFrame({"path": real["path"], "label": real["class"].map(label), "real": True}))
-    return pd.concat(parts, ignore_index=True)
+        frames.append(pd.DataFrame({"path": real["path"], "label": real["class"].map(label), "real": True}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
@@ -250,7 +259,7 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
              table_csv: str | None = None, names: dict | None = None, num_images: int | None = None) -> None:
     """Train the classifier of one method on the first `num_images` synthetic images per class (all when
     None); with `select: val` the dataset's val split (from the table) picks the epoch. The text head reads
-    the classes' display names."""
+    the classes' display names. Resumes from its last finished epoch."""
     cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
     manifests = list(class_files(synth_indexes, "manifest").values())
     table = classifier_table(split_csv, manifests, classes, cfg.with_real, num_images)
@@ -259,27 +268,25 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
         val = datasets.split_rows(pd.read_csv(table_csv), "val", classes) if table_csv else pd.DataFrame()
         if val.empty:
             raise datasets.DatasetLayoutError(f"{table_csv}: the dataset has no val split for classify.select = val")
-    if cfg.backend == "cnn":
-        if val is not None:
-            raise ValueError("classify.select = val is not implemented for the cnn backend; use last")
-        train_cnn_classifier(table, classes, out_classifier, cfg, pick_device(device), cfg.image_size)
-        return
-    train_classifier(model_location(models, "clip"), table, [prompt_of(c, names, prompt_prefix) for c in classes],
-                     out_classifier, cfg, pick_device(device), val=val)
+    device = pick_device(device)
+    prompts = [prompt_of(c, names, prompt_prefix) for c in classes]
+    inputs = settings_digest([file_digest(p) for p in [split_csv, *synth_indexes]])
+    train_classifier(lambda: make_backend(cfg, classes, prompts, models.get("clip"), device), table, cfg,
+                     out_classifier, device, val=val, inputs_digest=inputs)
 
 
 def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str, out_predictions: str,
-             tags: dict | None = None, device: str = "auto", groups: dict[str, list[str]] | None = None) -> None:
+             tags: dict | None = None, device: str = "auto", groups: dict[str, list[str]] | None = None,
+             num_workers: int = 0) -> None:
     """Accuracy on the dataset's test split (its val split where it has no test split, e.g. ISIC without
     the Test part; `eval_split` in the result says which); `groups` (e.g. a long-tail dataset's head and
     tail classes) are also scored apart."""
-    table = pd.read_csv(table_csv)
-    which = datasets.eval_split(table)
-    rows = datasets.split_rows(table, which, classes)
-    if rows.empty:
-        raise datasets.DatasetLayoutError(f"{table_csv}: no {which} images for classes {classes[:3]}...")
+    try:
+        rows, which = datasets.eval_rows(pd.read_csv(table_csv), classes)
+    except datasets.DatasetLayoutError as err:
+        raise datasets.DatasetLayoutError(f"{table_csv}: {err}") from None
     evaluate_classifier(classifier, rows, classes, out_json, out_predictions, pick_device(device),
-                        tags={**(tags or {}), "eval_split": which}, groups=groups)
+                        tags={**(tags or {}), "eval_split": which}, groups=groups, num_workers=num_workers)
 
 
 def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), tsne_pngs: list[str] = (),
@@ -294,7 +301,7 @@ def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), ts
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],
                 out_csv: str, out_md: str) -> None:
     """`boxes`: backend -> detect part CSVs; `views`: backend -> crops part indexes."""
-    truth, _ = data.read_annotations(root, annotations_file)
+    truth, _ = read_annotations(root, annotations_file)
     view_caches = {backend: list(class_files(indexes, "views").values()) for backend, indexes in views.items()}
     table = quality.box_quality(boxes, view_caches, truth)
     write_csv(out_csv, table)
@@ -303,13 +310,14 @@ def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], v
 
 def sample_grids(split_csv: str, classes: list[str], synth_indexes: dict[str, list[str]], out_dir: str,
                  per_row: int = 8) -> None:
-    """`<class>.png` per class in out_dir: the real shots, then a row of generated images per method."""
-    manifests = {method: class_files(indexes, "manifest") for method, indexes in synth_indexes.items()}
+    """`<class>.png` per class in out_dir: the real shots, then a row of generated images per synthetic set
+    (keys of `synth_indexes`: the sets' labels)."""
+    manifests = {label: class_files(indexes, "manifest") for label, indexes in synth_indexes.items()}
     shots = shots_by_class(split_csv, classes)
     with atomic_dir(out_dir) as tmp:
         for cls in classes:
             real = list(shots[cls]["path"])
-            synth = {method: list(pd.read_csv(files[cls])["file"])[:per_row] for method, files in manifests.items()}
+            synth = {label: list(pd.read_csv(files[cls])["file"])[:per_row] for label, files in manifests.items()}
             write_sample_grid(tmp / f"{cls}.png", real=real, synth=synth)
 
 
@@ -320,8 +328,7 @@ def image_set(which: str, classes: list[str], *, table_csv: str | None = None, s
     """(path, class) of an image set: the dataset's evaluation images ('test'), a run's shots ('shots') or
     a synthetic set ('synth', every image its manifests list)."""
     if which == "test":
-        table = pd.read_csv(table_csv)
-        return datasets.split_rows(table, datasets.eval_split(table), classes)[["path", "class"]]
+        return datasets.eval_rows(pd.read_csv(table_csv), classes)[0][["path", "class"]]
     if which == "shots":
         rows = pd.read_csv(split_csv)
         return rows[rows["class"].isin(classes)][["path", "class"]]
@@ -334,9 +341,11 @@ def image_set(which: str, classes: list[str], *, table_csv: str | None = None, s
 
 
 def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: str = "auto",
-          batch_size: int = 64) -> None:
-    """Embeddings of an image set in the `features` space (one file per set, reused by every metric)."""
-    extractor = feature_extractor(features, models, pick_device(device), batch_size)
+          batch_size: int = 64, num_workers: int = 0) -> None:
+    """Embeddings of an image set in the `features` space (its extractor's model from `models`; one file per
+    set, reused by every metric)."""
+    location = models[EXTRACTORS[features].model_kind]
+    extractor = feature_extractor(features, location, pick_device(device), batch_size, num_workers)
     emb = extractor.embed_images(list(rows["path"]))
     if getattr(extractor, "predicted", None) is not None:  # a classifier's features: keep its verdicts
         rows = rows.assign(predicted=extractor.predicted)
@@ -347,7 +356,7 @@ def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | N
                   device: str = "auto") -> None:
     """CLIP text embeddings of the class prompts (rows: prompt, class), for the CLIP score."""
     prompts = [prompt_of(c, names, prompt_prefix) for c in classes]
-    extractor = feature_extractor("clip", models, pick_device(device))
+    extractor = feature_extractor("clip", models["clip"], pick_device(device))
     embeddings.write_embeddings(out, pd.DataFrame({"path": prompts, "class": classes}),
                                 extractor.embed_texts(prompts), "clip")
 
@@ -386,11 +395,18 @@ def tsne(test: str, shots: str, synth: dict[str, str], cls: str, out_png: str, *
     write_tsne_plot(out_png, groups, title or cls, seed, perplexity)
 
 
-def train_judge(table_csv: str, classes: list[str], out: str, *, epochs: int = 30, image_size: int = 32,
+def train_judge(table_csv: str, classes: list[str], out: str, *, epochs: int, image_size: int,
                 device: str = "auto") -> None:
-    """The dataset's judge (a SmallCNN on all its real training images; test accuracy in the JSON)."""
-    from .cnn import train_judge as fit
+    """The dataset's judge: the CNN on all its real training images, scored on its evaluation split (test
+    accuracy in the JSON)."""
+    table = pd.read_csv(table_csv)
+    fit_judge(datasets.split_rows(table, "train", classes), datasets.eval_rows(table, classes)[0], classes, out,
+              judge_settings(epochs, image_size), pick_device(device))
 
-    cfg = ClassifierConfig(backend="cnn", image_size=image_size, epochs=epochs, warmup_epochs=1, batch_size=64,
-                           lr=1e-3, weight_decay=1e-4, augment="affine", mix_prob=0.0, seed=0)
-    fit(pd.read_csv(table_csv), classes, out, cfg, device, image_size)
+
+def pretrain_base(out_dir: str, settings: dict) -> dict:
+    """The laptop-scale base (pretrain.*), checked by a source-domain judge."""
+    from ..pretrain.base import pretrain_base as pretrain
+
+    cfg = settings_dataclass(PretrainSettings, settings, "pretrain")
+    return pretrain(out_dir, cfg, source_judge_settings(cfg))

@@ -16,6 +16,16 @@ import copy
 
 DEFAULT_LORA_RANK = 16
 
+# What a method's setting is when neither its preset nor its method_overrides entry says (a method defined
+# from scratch with a `kind`): box crops, Dirichlet mixing, text guidance, no CLIP filter.
+METHOD_DEFAULTS = {"crop": "box", "mixing": "dirichlet", "guidance": "text", "strength": 0.5, "clip_filter": False,
+                   "alpha": None}
+
+
+def option(settings: dict, key: str):
+    """A method's setting `key` (METHOD_DEFAULTS where the method leaves it out)."""
+    return settings.get(key, METHOD_DEFAULTS[key])
+
 # The ablation family (the paper's component table: LoFT, + multi-head, + semantic boosting, both,
 # and the shared-B variant). Its members share rank (the config's `lora_rank`), steps, warm-up,
 # batch and the B learning rate, and differ only in head tying (share, the tied A's learning rate,
@@ -48,19 +58,19 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def method_settings(name: str, overrides: dict | None = None, train_overrides: dict | None = None,
+def method_settings(name: str, overrides: dict | None = None, global_train: dict | None = None,
                     lora_rank: int = DEFAULT_LORA_RANK) -> dict:
-    """The preset `name` (ablation family at `lora_rank`) with per-method `overrides` (top-level keys,
-    `train` merged) and then `train_overrides` applied to every LoRA method (e.g. a short demo schedule)."""
+    """The method's settings; later layers win: the preset (the ablation family at `lora_rank`), then the
+    config's global `train:` section (`global_train`, applied to every LoRA method), then the method's own
+    `method_overrides` entry (`overrides`: top-level keys, and `train` merged key by key)."""
     if name not in PRESETS and not (overrides and "kind" in overrides):
         raise KeyError(f"unknown method {name!r}; presets are {sorted(PRESETS)} (or define it with a 'kind')")
     settings = copy.deepcopy(PRESETS.get(name, {}))
     if name in FAMILY:
         settings["train"]["rank"] = lora_rank
     overrides = copy.deepcopy(overrides or {})
-    train = {**settings.get("train", {}), **overrides.pop("train", {})}
+    own_train = overrides.pop("train", {})
     settings.update(overrides)
     if settings["kind"] == "lora":
-        settings["train"] = {**train, **(train_overrides or {})}
+        settings["train"] = {**settings.get("train", {}), **(global_train or {}), **own_train}
     return settings
-

@@ -6,8 +6,6 @@ learning rates (A 1e-4, B 1e-3 for ChimeraLoRA).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -16,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .adapter import TEXT_ENCODER_TARGETS, adapter_components, save_adapter
-from .io import load_tensors, save_tensors
-from .lora import head_weights, inject_multihead_lora, lora_layers
-from .runtime import file_digest, resolve_precision, warmup_cosine
-from .settings import LoraTrainConfig
-from .views import load_view_cache
+from ..boxes.views import load_view_cache
+from ..core.checkpoint import Checkpoint
+from ..core.hashing import file_digest, settings_digest
+from ..core.runtime import resolve_precision, warmup_cosine
+from ..lora.adapter import TEXT_ENCODER_TARGETS, adapter_components, save_adapter
+from ..lora.layer import head_weights, inject_multihead_lora, lora_layers
 
 log = logging.getLogger(__name__)
 
@@ -37,71 +35,11 @@ def training_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, times
     raise ValueError(f"unsupported prediction_type {kind!r}: expected 'epsilon' or 'v_prediction'")
 
 
-def _optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    tensors = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).clone()
-    return tensors
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    state_dict = optimizer.state_dict()
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)
-
-
-class Checkpoint:
-    """LoRA tensors + AdamW moments + RNG state at a step, in one safetensors file (no pickles)."""
-
-    def __init__(self, path: Path, fingerprint: str):
-        self.path, self.fingerprint = path, fingerprint
-
-    def save(self, step: int, params: dict[str, torch.nn.Parameter], optimizer, generator: torch.Generator,
-             scaler: torch.amp.GradScaler | None = None) -> None:
-        tensors = {f"param.{k}": v.detach().cpu() for k, v in params.items()}
-        tensors.update(_optimizer_state(optimizer))
-        tensors["rng"] = generator.get_state()
-        metadata = {"step": str(step), "fingerprint": self.fingerprint}
-        if scaler is not None and scaler.is_enabled():  # fp16 loss scale, so a resumed run scales alike
-            metadata["grad_scaler"] = json.dumps(scaler.state_dict())
-        save_tensors(self.path, tensors, metadata=metadata)
-
-    def load(self, params, optimizer, generator: torch.Generator,
-             scaler: torch.amp.GradScaler | None = None) -> int:
-        """Restore and return the step to continue from; 0 when there is no usable checkpoint."""
-        if not self.path.is_file():
-            return 0
-        from safetensors import safe_open
-
-        with safe_open(str(self.path), "pt") as handle:
-            meta = handle.metadata() or {}
-        if meta.get("fingerprint") != self.fingerprint:
-            log.warning("%s belongs to other inputs or settings; starting from scratch", self.path)
-            return 0
-        tensors = load_tensors(self.path)
-        with torch.no_grad():
-            for key, param in params.items():
-                param.copy_(tensors[f"param.{key}"])
-        _restore_optimizer(optimizer, tensors)
-        generator.set_state(tensors["rng"])
-        if scaler is not None and "grad_scaler" in meta:
-            scaler.load_state_dict(json.loads(meta["grad_scaler"]))
-        step = int(meta["step"])
-        log.info("resuming from %s at step %d", self.path, step)
-        return step
-
-
-def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_path: str | Path,
-               cfg: LoraTrainConfig, device: str = "cpu", checkpoint_dir: str | Path | None = None,
-               base_model: str = "") -> dict:
-    """Train one class's adapter and write `out_path` (safetensors) + JSON. Returns the JSON description,
-    with `resumed_from_step` (0 for a fresh start) and `steps_run` (optimizer steps taken by this call)."""
+def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_path: str | Path, cfg,
+               device: str = "cpu", base_model: str = "") -> dict:
+    """Train one class's adapter and write `out_path` (safetensors) + JSON. `cfg`: the train settings
+    (ChimeraPipe.pipeline.settings.LoraTrainConfig). Returns the JSON description, with
+    `resumed_from_step` (0 for a fresh start) and `steps_run` (optimizer steps taken by this call)."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -117,10 +55,10 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
     tokenizer = CLIPTokenizer.from_pretrained(diffusion_path, subfolder="tokenizer")
     scheduler = DDPMScheduler.from_pretrained(diffusion_path, subfolder="scheduler")
     text_encoder.requires_grad_(False)
-    inject_multihead_lora(unet, cfg.targets, rank=cfg.rank, heads=heads, share=cfg.share, lora_alpha=cfg.alpha)
+    inject_multihead_lora(unet, cfg.targets, rank=cfg.rank, heads=heads, share=cfg.share, lora_alpha=cfg.lora_alpha)
     if cfg.text_encoder_lora:
         inject_multihead_lora(text_encoder, TEXT_ENCODER_TARGETS, rank=cfg.rank, heads=1, share="both",
-                              lora_alpha=cfg.alpha)
+                              lora_alpha=cfg.lora_alpha)
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     components = adapter_components(unet, text_encoder)
@@ -135,14 +73,13 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
     with torch.no_grad():
         fixed_embedding = text_encoder(tokens)[0]  # computed once unless the text encoder trains
 
-    settings = json.dumps({**asdict(cfg), "prompt": prompt, "views": file_digest(views_path)}, sort_keys=True)
-    checkpoint = Checkpoint(Path(checkpoint_dir or out_path.parent) / "checkpoint.safetensors",
-                            fingerprint=hashlib.sha256(settings.encode()).hexdigest()[:32])
+    checkpoint = Checkpoint(out_path.parent / "checkpoint.safetensors",
+                            settings_digest({**asdict(cfg), "prompt": prompt, "views": file_digest(views_path)}))
     generator = torch.Generator().manual_seed(cfg.seed)
     precision = resolve_precision(device, cfg.precision)
     # fp16 autocast (GPUs without bf16): scale the loss so small LoRA gradients do not flush to zero.
     scaler = torch.amp.GradScaler("cuda", enabled=precision.scale_loss)
-    start = checkpoint.load(params, optimizer, generator, scaler)
+    start, _ = checkpoint.load(params, optimizer, {"batches": generator}, scaler)
 
     image_index = torch.arange(n_images).repeat_interleave(cfg.batch_per_image)   # [batch]
     one_hot = F.one_hot(image_index, n_images).float() if heads > 1 else torch.ones(len(image_index), 1)
@@ -174,16 +111,17 @@ def train_lora(diffusion_path: str, views_path: str | Path, prompt: str, out_pat
         scaler.update()
         losses.append(loss.item())
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            checkpoint.save(step + 1, params, optimizer, generator, scaler)
+            checkpoint.save(step + 1, params, optimizer, {"batches": generator}, scaler)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
 
     meta = {"prediction_type": scheduler.config.prediction_type,
-            "rank": cfg.rank, "lora_alpha": cfg.alpha, "heads": heads, "text_heads": 1, "share": cfg.share,
+            "rank": cfg.rank, "lora_alpha": float(cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha),
+            "heads": heads, "text_heads": 1, "share": cfg.share,
             "targets": list(cfg.targets), "base_model": base_model, "prompt": prompt,
             "training": {**asdict(cfg), "targets": list(cfg.targets)}, "n_images": n_images,
             "images_per_step": len(image_index),
             "precision": precision.name, "final_loss": losses[-1] if losses else None,
             "mean_loss_last_10": sum(losses[-10:]) / max(1, len(losses[-10:]))}
     save_adapter(out_path, components, meta)
-    checkpoint.path.unlink(missing_ok=True)
+    checkpoint.remove()
     return {**meta, "resumed_from_step": start, "steps_run": len(losses)}

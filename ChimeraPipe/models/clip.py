@@ -1,0 +1,54 @@
+"""open_clip CLIP: one loader (a local folder or 'ARCH:pretrained'), and one helper each for normalised text
+features and normalised image features, used by the classifier, the CLIP filter and the gap metrics."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+class Clip(NamedTuple):
+    model: torch.nn.Module
+    preprocess: object   # the eval transform open_clip's preprocess config defines (resize, crop, normalise)
+    tokenizer: object
+
+
+def load_clip(location: str) -> Clip:
+    """(model, eval transform, tokenizer) from an open_clip local dir or 'ARCH:pretrained_tag'."""
+    import open_clip
+
+    if Path(location).is_dir():
+        name, pretrained = f"local-dir:{location}", None
+    else:
+        name, _, pretrained = str(location).partition(":")
+    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained or None)
+    return Clip(model, preprocess, open_clip.get_tokenizer(name))
+
+
+def text_features(model, tokenizer, prompts: list[str], device: str) -> torch.Tensor:
+    """L2-normalised text embeddings [len(prompts), dim] (with gradients when the text tower trains)."""
+    return F.normalize(model.encode_text(tokenizer(prompts).to(device)), dim=-1)
+
+
+def image_features(model, pixels: torch.Tensor) -> torch.Tensor:
+    """L2-normalised image embeddings of preprocessed pixels [N, 3, H, W]."""
+    return F.normalize(model.encode_image(pixels), dim=-1)
+
+
+def preprocess_size(preprocess) -> int:
+    """The input side of the CLIP the transform feeds."""
+    for t in preprocess.transforms:
+        if hasattr(t, "size"):
+            size = t.size
+            return size if isinstance(size, int) else size[0]
+    raise ValueError("cannot tell the CLIP input size from its transform")
+
+
+def preprocess_stats(preprocess) -> tuple:
+    """(mean, std) of the CLIP's input normalisation."""
+    for t in preprocess.transforms:
+        if hasattr(t, "mean") and hasattr(t, "std"):
+            return tuple(t.mean), tuple(t.std)
+    raise ValueError("cannot find the CLIP normalisation in its transform")
