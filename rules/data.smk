@@ -28,6 +28,7 @@ rule dataset_table:
         root=lambda wc: CFG.dataset_root(wc.dataset),
         naming=lambda wc: CFG.dataset(wc.dataset).class_names,
         on_missing=lambda wc: CFG.dataset(wc.dataset).on_missing,
+        names=lambda wc: CFG.class_names(wc.dataset),  # a changed spelling re-runs the table and what reads it
         decoded=lambda wc: f"{RESULTS}/{wc.dataset}/decoded",
     threads: 1
     resources:

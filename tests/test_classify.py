@@ -106,3 +106,69 @@ def test_lora_attention_honours_both_masks():
             torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(NotImplementedError):
         lora(x, x, x, need_weights=True)
+
+
+class Recording(torch.utils.data.Dataset):
+    """Items whose 'augmentation' draws from the global RNG, as torchvision's transforms do; every fetch is
+    recorded (index, the draw)."""
+
+    def __init__(self, n: int):
+        self.n, self.seen = n, []
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        draw = float(torch.rand(()))
+        self.seen.append((i, draw))
+        return torch.full((3, 8, 8), float(i)) + draw, i % 2, True
+
+
+class TinyBackend:
+    name, num_classes = "tiny", 2
+
+    def __init__(self):
+        self.model = nn.Linear(3 * 8 * 8, 2)
+
+    def parameters(self):
+        return list(self.model.parameters())
+
+    def state(self):
+        return dict(self.model.named_parameters())
+
+    def train(self):
+        self.model.train()
+
+    def eval(self):
+        self.model.eval()
+
+    def logits(self, pixels):
+        return self.model(pixels.flatten(1))
+
+
+@pytest.mark.parametrize("backend", ["clip", "cnn"])
+def test_mixing_never_moves_the_data_order_or_the_augmentation_stream(backend):
+    """Both backends go through one loop: CutMix/MixUp on every batch or on none, the images come in the same
+    order with the same augmentation draws."""
+    from ChimeraPipe.classify.loop import fit
+    from ChimeraPipe.pipeline.settings import ClassifierConfig
+
+    runs = []
+    for mix_prob in (0.0, 1.0):
+        torch.manual_seed(0)
+        data = Recording(12)
+        cfg = ClassifierConfig(backend=backend, epochs=2, warmup_epochs=0, batch_size=4, mix_prob=mix_prob,
+                               augment="anchor" if backend == "clip" else "none")
+        fit(TinyBackend(), data, cfg)
+        runs.append(data.seen)
+    assert runs[0] == runs[1] and len(runs[0]) == 24
+
+
+def test_real_shots_are_repeated_to_the_synthetic_count_whatever_the_backend():
+    from ChimeraPipe.classify.data import is_mixed, training_table
+
+    table = pd.DataFrame({"path": [f"s{i}" for i in range(10)] + ["r0", "r1"], "label": 0,
+                          "real": [False] * 10 + [True, True]})
+    rows = training_table(table)
+    assert is_mixed(table) and rows["real"].sum() == 10 and (~rows["real"]).sum() == 10  # ceil(10 / 2) = 5 x 2
+    assert len(training_table(table[table["real"]])) == 2   # real only: as given

@@ -8,15 +8,20 @@ import torch
 import yaml
 
 from ChimeraPipe.core.runtime import resolve_precision, warmup_cosine
-from ChimeraPipe.pipeline.config import ConfigError, WorkflowConfig
+from ChimeraPipe.models.specs import MODEL_KINDS
+from ChimeraPipe.pipeline.config import SECTIONS, ConfigError, WorkflowConfig
 from ChimeraPipe.pipeline.settings import (
     ClassifierConfig,
     CropSettings,
+    DatasetSettings,
     DetectSettings,
     GenerationSettings,
     LongtailSettings,
     LoraTrainConfig,
     MetricsSettings,
+    ModelSettings,
+    PretrainSettings,
+    RunSettings,
     canonical,
     settings_dataclass,
 )
@@ -27,6 +32,46 @@ SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").r
 
 def fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
+
+
+def schema_defaults(node, where="") -> list[str]:
+    """Every `default:` anywhere in the schema (there must be none: the dataclasses hold the defaults)."""
+    found = [where] if isinstance(node, dict) and "default" in node else []
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in children:
+        found += schema_defaults(child, f"{where}/{key}")
+    return found
+
+
+def test_the_schema_describes_every_key_and_states_no_default():
+    """Each key the config takes is one settings dataclass field (or a section), and no default is written
+    in the schema: the one place for a default is the dataclass."""
+    props = SCHEMA["properties"]
+    assert set(props) == fields(RunSettings) | set(SECTIONS)
+    assert set(props["models"]["properties"]) == fields(ModelSettings) == set(MODEL_KINDS)
+    assert set(props["datasets"]["additionalProperties"]["properties"]) == fields(DatasetSettings)
+    assert set(props["pretrain"]["properties"]) == fields(PretrainSettings)
+    assert schema_defaults(SCHEMA) == []
+
+
+def test_no_settings_default_is_restated_outside_the_settings():
+    """No `.get(<settings key>, <literal>)` outside pipeline/: a module below it reads complete settings."""
+    import ast
+
+    keys = set().union(*(fields(cls) for cls in (RunSettings, DatasetSettings, ModelSettings, LoraTrainConfig,
+                                                 ClassifierConfig, GenerationSettings, DetectSettings, CropSettings,
+                                                 MetricsSettings, LongtailSettings, PretrainSettings)))
+    offenders = []
+    for path in [*(REPO / "ChimeraPipe").rglob("*.py"), *(REPO / "workflow" / "scripts").glob("*.py")]:
+        if "pipeline" in path.relative_to(REPO).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                    and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
+                    and node.args[0].value in keys and not (isinstance(node.args[1], ast.Constant)
+                                                            and node.args[1].value is None)):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} .get({node.args[0].value!r}, ...)")
+    assert offenders == []
 
 
 def test_closed_schema_sections_list_exactly_the_settings():
@@ -100,3 +145,31 @@ def test_warmup_cosine_schedule_by_hand():
     assert math.isclose(warmup_cosine(10, 10, 4, floor=0.1), 0.1)      # ends at the floor
     assert math.isclose(warmup_cosine(7, 10, 4, floor=0.2), 0.6)
     assert warmup_cosine(50, 10, 0) == 0.0                             # past the end stays at the floor
+
+
+def test_models_folder_follows_results(tmp_path):
+    config = {"datasets": {"d": {"root": str(tmp_path), "demo": True}}, "results": str(tmp_path / "elsewhere")}
+    assert WorkflowConfig(config).models_dir == f"{tmp_path}/elsewhere/models"
+
+
+@pytest.mark.parametrize("classify, message", [
+    ({"backend": "cnn"}, "'anchor' is not a recipe of the cnn backend"),      # the CLIP backend's default
+    ({"backend": "cnn", "augment": "simple"}, "'simple' is not a recipe of the cnn backend"),
+    ({"augment": "affine"}, "'affine' is not a recipe of the clip backend"),
+    ({"backend": "svm"}, "unknown backend 'svm'"),
+    ({"real_weight": 2.0}, "real_weight"),
+])
+def test_backend_specific_classifier_settings_fail_at_planning(tmp_path, classify, message):
+    config = {"datasets": {"d": {"root": str(tmp_path), "demo": True}}, "classify": classify}
+    with pytest.raises(ConfigError, match=message):
+        WorkflowConfig(config)
+    WorkflowConfig({**config, "classify": {"backend": "cnn", "augment": "affine", "select": "val"}})  # fine
+
+
+def test_mixing_single_is_one_head_per_image():
+    from ChimeraPipe.diffusion.generate import mixing_weights
+
+    single = mixing_weights("single", 4, 6, None, seed=0)
+    assert (single.max(1) == 1).all() and list(single.argmax(1)) == [0, 1, 2, 3, 0, 1]  # the heads in turn
+    assert not (single == mixing_weights("uniform", 4, 6, None, seed=0)).all()
+    assert (mixing_weights("single", 1, 3, None, seed=0) == 1).all()                    # a class-wise LoRA

@@ -86,12 +86,25 @@ def test_bad_config_stops_with_a_clear_message(tmp_path, change, message):
 E2E_METHODS = ["real", "issynth", "chimera", "loft", "datadream"]
 
 
+# FGVC-Aircraft in its official layout beside the demo datasets, with 'F/A-18' and '.Falcon 2000' among the
+# variants (as variants.txt spells them: `class_names: coop`): class names unsafe in paths, end to end.
+AIRCRAFT = {"kind": "fgvc_aircraft", "root": "fgvc", "detect_backend": "full", "class_names": "coop",
+            "methods": ["real", "chimera"], "num_images": 2, "alpha": 1.0, "box_quality": False}
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """The demo config (all baselines added) run end to end into a temporary results folder."""
+    """The demo config (all baselines added) and the aircraft replica, run end to end into one temporary
+    results folder: one workflow run proves what only a run can (paths, wildcards, every stage's files)."""
+    from replicas import write_replica
+
     root = tmp_path_factory.mktemp("e2e")
+    write_replica("fgvc_aircraft", root / "data" / "fgvc", counts={"train": 4, "val": 1, "test": 2})
     config = write_config(root / "config.yaml", longtail=True, methods=E2E_METHODS, num_images=[2, 4],
-                          train={"steps": 12, "checkpoint_every": 5})
+                          train={"steps": 12, "checkpoint_every": 5}, data_root=str(root / "data"))
+    data = yaml.safe_load(config.read_text())
+    data["datasets"]["aircraft"] = AIRCRAFT
+    config.write_text(yaml.safe_dump(data))
     result = snakemake(configfile=config)
     assert result.returncode == 0, result.stderr[-4000:]
     return root / "results", config
@@ -301,23 +314,9 @@ def test_paper_config_plans_from_dataset_metadata(tmp_path):
 
 
 @pytest.mark.slow
-def test_class_names_with_slashes_run_end_to_end(tmp_path):
-    """FGVC-Aircraft in its official layout, with 'F/A-18' and '.Falcon 2000' among the variants (as variants.txt
-    spells them: `class_names: coop`)."""
-    from replicas import write_replica
-
-    write_replica("fgvc_aircraft", tmp_path / "data" / "fgvc", counts={"train": 4, "val": 1, "test": 2})
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config.update(results=str(tmp_path / "results"), data_root=str(tmp_path / "data"), methods=["real", "chimera"],
-                  num_images=2, alpha=1.0, datasets={"aircraft": {"kind": "fgvc_aircraft", "root": "fgvc",
-                                                       "detect_backend": "full", "class_names": "coop"}},
-                  train={"steps": 4, "checkpoint_every": 2}, generate={"steps": 3, "batch_size": 2},
-                  classify={"epochs": 1, "warmup_epochs": 0, "batch_size": 8, "lr": 0.001},
-                  crops={"views_per_image": 2, "resolution": 32})
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(configfile=tmp_path / "c.yaml")
-    assert result.returncode == 0, result.stderr[-4000:]
-    run = tmp_path / "results" / "aircraft" / "shots4_seed0"
+def test_class_names_with_slashes_run_end_to_end(demo_run):
+    results, _ = demo_run
+    run = results / "aircraft" / "shots4_seed0"
     adapter = json.loads((run / "lora" / "chimera" / "F_A-18" / "adapter.json").read_text())
     assert adapter["prompt"] == "a aircraft photo of a F/A-18"          # display name in the prompt
     assert (run / "lora" / "chimera" / "Falcon_2000" / "adapter.safetensors").is_file()  # no hidden folder
@@ -327,5 +326,5 @@ def test_class_names_with_slashes_run_end_to_end(tmp_path):
     assert metrics["tags"]["eval_split"] == "test"
     classifier = json.loads((run / "classifier" / "chimera" / "alpha1_n2" / "classifier.json").read_text())
     assert "a aircraft photo of a F/A-18" in classifier["prompts"]
-    split = pd.read_csv(tmp_path / "results" / "aircraft" / "split" / "shots4_seed0.csv")
+    split = pd.read_csv(results / "aircraft" / "split" / "shots4_seed0.csv")
     assert set(split["class_name"]) == {"707-320", "F/A-18", ".Falcon 2000"}

@@ -37,4 +37,7 @@ def features_of(path: str | Path) -> str:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        return (f.metadata() or {}).get("features", "unknown")
+        meta = f.metadata() or {}
+    if "features" not in meta:
+        raise ValueError(f"{path}: not an embeddings file (no 'features' in its metadata)")
+    return meta["features"]
