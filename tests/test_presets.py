@@ -77,3 +77,21 @@ def test_method_overrides_beat_the_global_train_section_which_beats_the_preset()
     both = method_settings("datadream", {"train": {"warmup_steps": 100}}, {"steps": 80, "warmup_steps": 10})
     assert (both["train"]["steps"], both["train"]["warmup_steps"]) == (80, 100)  # key by key
     assert method_settings("loft", {"train": {"rank": 2}}, lora_rank=8)["train"]["rank"] == 2  # over lora_rank too
+
+
+def test_no_family_member_trains_on_mirrored_views_by_default():
+    """With the default crop settings no LoRA preset's views are mirrored (the paper's jitter is scaling and
+    translation; DataDream and LoFT never flip), so the ablation family differs only in tying and placement."""
+    import dataclasses
+
+    from ChimeraPipe.boxes.crops import sample_crop
+    from ChimeraPipe.pipeline.settings import CropSettings
+
+    crops = dataclasses.asdict(CropSettings())
+    for name in FAMILY + ("datadream",):
+        mode = method_settings(name)["crop"]
+        flips = [sample_crop((120, 90), (20, 10, 70, 60), 64, seed=s, mode=mode, flip_prob=crops["flip_prob"],
+                             scale_range=tuple(crops["scale_range"]), translate=crops["translate"]).flip
+                 for s in range(200)]
+        assert not any(flips), name
+    assert sum(sample_crop((120, 90), (20, 10, 70, 60), 64, seed=s, flip_prob=0.5).flip for s in range(200)) > 50

@@ -261,7 +261,7 @@ def test_equivalent_configs_rerun_nothing(demo_run, tmp_path):
     data["train"] = {"checkpoint_every": 5, "steps": 12, "weight_decay": 0.01, "grad_clip": 1}
     data["alpha"] = [1, 0.5, 1.0]
     data["num_images"] = [4, 2]
-    data["crops"] = {"resolution": 64, "views_per_image": 16, "flip_prob": 0.5, "scale_range": [0.8, 1]}
+    data["crops"] = {"resolution": 64, "views_per_image": 16, "flip_prob": 0, "scale_range": [0.8, 1]}
     data["detect"] = {**dict(reversed(list(data["detect"].items()))), "max_side": 1333}
     data["metrics"] = {"k": 3, "features": "clip"}
     data["datasets"]["shapes_longtail"]["longtail"] = {"head_max": 8, "tail": 0.5}

@@ -64,7 +64,7 @@ def sample_crop(
     seed: int,
     scale_range: tuple[float, float] = (0.8, 1.0),
     translate: float = 1.0,
-    flip_prob: float = 0.5,
+    flip_prob: float = 0.0,
     mode: str = "box",
 ) -> CropSpec:
     """Sample a square crop region R of the image.

@@ -134,7 +134,8 @@ class CropSettings:
     resolution: int = 512
     scale_range: tuple[float, float] = (0.8, 1.0)   # crop side / the image's shorter side (grown to the box)
     translate: float = 1.0
-    flip_prob: float = 0.5
+    flip_prob: float = 0.0   # no mirrored training views: the paper's jitter is scaling/translation, and
+                             # DataDream and LoFT never flip theirs (an option, e.g. for symmetric objects)
 
 
 @dataclass
