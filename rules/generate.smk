@@ -29,3 +29,25 @@ rule generate:
         "../envs/chimerapipe.yaml"
     script:
         "../workflow/scripts/generate.py"
+
+
+# Not part of `all`: a synthetic set written out as an ImageFolder of files (one per image, the stored bytes),
+#   snakemake results/export/<dataset>/shots<K>_seed<seed>/<method>/<gen>
+rule export_synth:
+    input:
+        synth=synth_indexes,
+    output:
+        directory(f"{RESULTS}/export/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}"),
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        f"{RESULTS}/logs/export_synth/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/export_synth/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}/{{gen}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/export_synth.py"

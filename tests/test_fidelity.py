@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ChimeraPipe.classify.data import mix_batch
+from ChimeraPipe.core.images import load_rgb
 from ChimeraPipe.diffusion.clip_filter import ClipFilter
 from ChimeraPipe.diffusion.generate import RealGuidance, generate_class, load_pipeline
 from ChimeraPipe.diffusion.train import train_lora, training_target
@@ -18,6 +19,12 @@ from ChimeraPipe.pipeline import stages
 from ChimeraPipe.pipeline.settings import ClassifierConfig, GenerationSettings, LoraTrainConfig
 
 from helpers import images_of, shots_of, train
+
+
+def member_index(reference: str) -> int:
+    """The image index of a shard reference '<shard>.tar::000005.jpg'."""
+    return int(reference.split("::")[1].split(".")[0])
+
 
 SMALL = GenerationSettings(steps=4, batch_size=2, resolution=32)
 
@@ -116,9 +123,7 @@ def test_real_guidance_starts_every_image_from_a_shot(tmp_path, diffusion, shape
         np.testing.assert_array_equal(image, np.asarray(starts[j % 4]))
     text_only = generate_class(diffusion, None, "a photo of a circle", tmp_path / "t", tmp_path / "t.csv", count=6,
                                alpha=None, mixing="single", seed=0, settings=SMALL)
-    from PIL import Image
-
-    assert any(not np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    assert any(not np.array_equal(np.asarray(load_rgb(a)), np.asarray(load_rgb(b)))
                for a, b in zip(manifest.file, text_only.file, strict=True))
     with pytest.raises(ValueError, match="strength"):
         RealGuidance(shots, strength=0.0)
@@ -149,7 +154,7 @@ def test_clip_filter_keeps_the_first_n_that_pass(tmp_path, diffusion):
     args = dict(count=3, alpha=None, mixing="single", seed=0, settings=SMALL)
     manifest = generate_class(diffusion, None, "a photo of a circle", tmp_path / "img", tmp_path / "m.csv",
                               clip_filter=EvenOnly(), class_index=0, **args)
-    assert [int(f[-9:-4]) for f in manifest.file] == [0, 2, 4] and manifest.clip_pass.all()
+    assert [member_index(f) for f in manifest.file] == [0, 2, 4] and manifest.clip_pass.all()
     decisions = pd.read_csv(tmp_path / "img" / "clip_filter.csv")
     assert list(decisions.candidate) == list(range(6)) and list(decisions.passed) == [True, False] * 3
     again = EvenOnly()
@@ -163,15 +168,13 @@ def test_clip_filter_fills_up_with_the_best_rejected_and_says_so(tmp_path, diffu
                               alpha=None, mixing="single", seed=0, settings=SMALL,
                               clip_filter=EvenOnly(lambda j: j == 5), class_index=0)
     # 8 candidates; only #5 passes; the best-scoring rejected one (#0: score 1) fills the set.
-    assert [int(f[-9:-4]) for f in manifest.file] == [0, 5] and list(manifest.clip_pass) == [False, True]
+    assert [member_index(f) for f in manifest.file] == [0, 5] and list(manifest.clip_pass) == [False, True]
     assert "passed the CLIP filter" in caplog.text
 
 
 def test_real_clip_filter_judges_with_every_class_prompt(models_dir, shapes_root):
     prompts = ["a photo of a circle", "a photo of a square", "a photo of a triangle"]
     clip_filter = ClipFilter(resolve_model("clip", "tiny", models_dir), prompts, max_factor=2)
-    from ChimeraPipe.core.images import load_rgb
-
     images = [load_rgb(p) for p in shots_of(shapes_root, ["square"], 4, 0).path]
     labels, scores = clip_filter.judge(images, 1)
     assert all(label in (0, 1, 2) for label in labels) and all(0 <= s <= 1 for s in scores)

@@ -5,11 +5,13 @@ from torch import nn
 
 from ChimeraPipe.lora import (
     MultiHeadLoRALinear,
+    class_rows,
     count_lora_parameters,
     head_weights,
     inject_multihead_lora,
     load_lora_state_dict,
     lora_state_dict,
+    stacked_routing,
 )
 
 MODES = ["A", "B", "none", "both"]
@@ -150,3 +152,44 @@ def test_several_heads_without_weights_is_an_error_not_a_silent_mean():
     assert single(torch.randn(2, 7)).shape == (2, 5)  # one head needs no weights
     with pytest.raises(ValueError, match="default_weights needs 4"):
         MultiHeadLoRALinear(nn.Linear(7, 5), rank=3, heads=4, default_weights=[1.0])
+
+
+@pytest.mark.parametrize("share", MODES)
+def test_stacked_classes_route_each_block_to_its_own_class_and_head(share):
+    """C classes in one layer: the batch ordered (class, head, repeat) meets, block by block, its own class's A
+    and its own head's B, as each class's single layer with one-hot head weights gives."""
+    classes, heads, repeat = 3, 4 if share != "both" else 1, 2
+    torch.manual_seed(0)
+    base = nn.Linear(7, 5)
+    stacked = MultiHeadLoRALinear(base, rank=3, heads=heads, share=share, lora_alpha=6, classes=classes)
+    with torch.no_grad():
+        stacked.lora_A.normal_()
+        stacked.lora_B.normal_()
+    x = torch.randn(classes * heads * repeat, 6, 7)
+    with stacked_routing(stacked), torch.no_grad():
+        y = stacked(x)
+    for c in range(classes):
+        single = MultiHeadLoRALinear(base, rank=3, heads=heads, share=share, lora_alpha=6)
+        a_rows, b_rows = class_rows(stacked, c)
+        with torch.no_grad():
+            single.lora_A.copy_(stacked.lora_A[a_rows])
+            single.lora_B.copy_(stacked.lora_B[b_rows])
+        block = x[c * heads * repeat:(c + 1) * heads * repeat]
+        w = torch.eye(heads).repeat_interleave(repeat, dim=0)
+        with head_weights(single, w), torch.no_grad():
+            torch.testing.assert_close(y[c * heads * repeat:(c + 1) * heads * repeat], single(block),
+                                       atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="stacked_routing"):
+        stacked(x)                         # several classes only make sense routed
+    with stacked_routing(stacked), pytest.raises(ValueError, match="does not split"):
+        stacked(x[:5])
+
+
+def test_several_classes_start_as_single_class_layers_would():
+    torch.manual_seed(3)
+    one = MultiHeadLoRALinear(nn.Linear(8, 4), rank=2, heads=4, share="A")
+    torch.manual_seed(3)
+    three = MultiHeadLoRALinear(nn.Linear(8, 4), rank=2, heads=4, share="A", classes=3)
+    assert three.lora_A.shape == (3, 2, 8) and three.lora_B.shape == (12, 4, 2)
+    for c in range(3):
+        assert torch.equal(three.lora_A[class_rows(three, c)[0]], one.lora_A)

@@ -1,9 +1,12 @@
 """LoRA training (resume after SIGKILL is bit-identical), generation with per-image head weights, export."""
 import dataclasses
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -15,7 +18,9 @@ from PIL import Image
 
 from ChimeraPipe.boxes.detect import full_boxes
 from ChimeraPipe.boxes.views import build_view_cache, load_view_cache
+from ChimeraPipe.core.images import load_rgb
 from ChimeraPipe.core.io import load_tensors
+from ChimeraPipe.core.shards import ShardStore
 from ChimeraPipe.diffusion.generate import generate_class, mixing_weights, pixel_fingerprint
 from ChimeraPipe.diffusion.train import train_lora
 from ChimeraPipe.lora import head_weights
@@ -140,21 +145,34 @@ def adapter(tmp_path_factory, views, diffusion):
     return out
 
 
-def test_generation_manifest_and_resume(tmp_path, adapter, diffusion):
+def shard_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("shard-*.tar"))
+
+
+def test_generation_writes_a_few_shards_and_resumes(tmp_path, adapter, diffusion):
     args = dict(count=5, alpha=1.0, mixing="dirichlet", seed=7, class_name="circle",
-                settings=GenerationSettings(steps=3, batch_size=2, resolution=32))
+                settings=GenerationSettings(steps=3, batch_size=2, resolution=32, shard_size=2))
     manifest = generate_class(diffusion, adapter, "a photo of a circle", tmp_path / "img", tmp_path / "m.csv", **args)
     assert list(manifest.columns) == ["class", "file", "seed", "w0", "w1", "w2", "w3"]
     assert np.allclose(manifest[["w0", "w1", "w2", "w3"]].sum(axis=1), 1)
-    first = {f: np.asarray(Image.open(f)) for f in manifest.file}
+    # Five images in three shards (2 + 2 + 1), no file per image; the manifest names each by its shard member.
+    assert [p.name for p in shard_files(tmp_path / "img")] == ["shard-000000-000001.tar", "shard-000002-000003.tar",
+                                                                "shard-000004-000004.tar"]
+    assert not list((tmp_path / "img").glob("*.jpg")) and manifest.file.str.contains(r"\.tar::0000\d\d\.jpg").all()
+    first = {f: np.asarray(load_rgb(f)) for f in manifest.file}
     assert all(a.shape == (32, 32, 3) for a in first.values())
-    # Lose two images (a crash), re-run: only those are made again, and they are the same images.
-    for f in list(first)[1:3]:
-        Path(f).unlink()
+    with tarfile.open(shard_files(tmp_path / "img")[0]) as tar:  # webdataset layout: image + its manifest row
+        assert tar.getnames() == ["000000.jpg", "000000.json", "000001.jpg", "000001.json"]
+        assert json.loads(tar.extractfile("000001.json").read())["seed"] == manifest.seed[1]
+    # Lose a shard (a crash, a disk), re-run: only its images are made again, the same ones; the others stay.
+    lost, kept = shard_files(tmp_path / "img")[1], shard_files(tmp_path / "img")[0]
+    lost.unlink()
+    before = file_state(kept)
     again = generate_class(diffusion, adapter, "a photo of a circle", tmp_path / "img", tmp_path / "m.csv", **args)
     pd.testing.assert_frame_equal(manifest, again)
+    assert file_state(kept) == before and lost.is_file()
     for f, pixels in first.items():
-        assert np.abs(np.asarray(Image.open(f)).astype(int) - pixels).max() <= 1
+        assert np.array_equal(np.asarray(load_rgb(f)), pixels)
 
 
 def test_batched_mixing_matches_one_image_at_a_time(adapter, diffusion):
@@ -213,22 +231,29 @@ def test_generation_killed_mid_batch_keeps_finished_images(tmp_path, adapter, di
     proc = subprocess.Popen([sys.executable, "-c", GENERATE_SCRIPT, diffusion, str(adapter), str(out), str(manifest)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list(out.glob("[0-9]*.png")) and time.time() < deadline and proc.poll() is None:
+    while not list(out.glob(".pending-*.tar")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
     time.sleep(0.05)  # inside the next batch's denoising loop
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = sorted(out.glob("[0-9]*.png"))
-    assert 0 < len(done) < 12 and not manifest.exists(), "the run was not killed mid-way"
+    done = sorted(out.glob(".pending-*.tar"))   # finished batches, kept while their shard fills
+    assert 0 < len(done) < 4 and not manifest.exists(), "the run was not killed mid-way"
     before = {p.name: file_state(p) for p in done}
-    # What a SIGKILL during a PNG write leaves (the kill above usually lands in the denoising loop instead).
-    (out / ".00011.png.x1y2.tmp.png").write_bytes(b"half a png")
+    kept = set(ShardStore(out, 256, "jpeg").done())
+    # What a SIGKILL during a shard write leaves (the kill above usually lands in the denoising loop instead).
+    (out / ".shard-000000-000011.tar.x1y2.tmp.tar").write_bytes(b"half a tar")
     again = generate_class(diffusion, adapter, "a photo of a circle", out, manifest, count=12, alpha=1.0,
                            mixing="dirichlet", seed=7, settings=GenerationSettings(steps=25, batch_size=3,
                                                                                    resolution=32))
-    assert len(again) == 12 and all(Path(f).is_file() for f in again.file)
-    assert {name: file_state(out / name) for name in before} == before  # untouched: same inode, mtime, bytes
-    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]     # no temp file of the killed run left
+    assert len(again) == 12 and [p.name for p in shard_files(out)] == ["shard-000000-000011.tar"]
+    assert not list(out.glob(".pending-*")) and not [p.name for p in out.iterdir() if ".tmp" in p.name]
+    # The batches finished before the kill went into the shard as they were (not generated again).
+    with tarfile.open(shard_files(out)[0]) as tar:
+        for _, _, data in before.values():
+            with tarfile.open(fileobj=io.BytesIO(data)) as batch:
+                for member in batch.getmembers():
+                    assert tar.extractfile(member.name).read() == batch.extractfile(member).read()
+    assert kept and kept <= set(range(12))
 
 
 BASE_GENERATION = dict(prompt="a photo of a circle", alpha=1.0, mixing="dirichlet", seed=7,
@@ -237,6 +262,8 @@ PIXEL_CHANGES = [("prompt", "a photo of a square"), ("alpha", 0.2), ("mixing", "
                  ("settings", GenerationSettings(steps=2, batch_size=2, resolution=32, guidance_scale=5.0)),
                  ("settings", GenerationSettings(steps=3, batch_size=2, resolution=32)),
                  ("settings", GenerationSettings(steps=2, batch_size=2, resolution=40)),
+                 ("settings", GenerationSettings(steps=2, batch_size=2, resolution=32, format="png")),
+                 ("settings", GenerationSettings(steps=2, batch_size=2, resolution=32, quality=80)),
                  ("adapter", None)]
 
 
@@ -248,14 +275,14 @@ def test_any_pixel_setting_change_regenerates_the_images(tmp_path, adapter, diff
                               tmp_path / "m.csv", count=2, class_name="circle", **args)
 
     run({})
-    before = {p.name: file_state(p) for p in (tmp_path / "img").glob("*.png")}
+    before = {p.name: file_state(p) for p in shard_files(tmp_path / "img")}
     run({"adapter_path" if key == "adapter" else key: value})
-    after = {p.name: file_state(p) for p in (tmp_path / "img").glob("*.png")}
+    after = {p.name: file_state(p) for p in shard_files(tmp_path / "img")}
     assert before.keys() == after.keys() and all(before[n][:2] != after[n][:2] for n in before), key
     # And settings that do not change pixels keep them: the batch size, the image count.
     run({"adapter_path" if key == "adapter" else key: value,
          "settings": dataclasses.replace(value if key == "settings" else BASE_GENERATION["settings"], batch_size=1)})
-    assert {p.name: file_state(p) for p in (tmp_path / "img").glob("*.png")} == after
+    assert {p.name: file_state(p) for p in shard_files(tmp_path / "img")} == after
 
 
 def test_pixel_fingerprint_holds_precision_and_device(adapter, diffusion):
@@ -314,3 +341,103 @@ def test_diffusers_export_for_every_tying_mode(tmp_path, views, diffusion, share
         torch.testing.assert_close(pipe.text_encoder(tokens)[0], engine_text, atol=1e-5, rtol=1e-4)
         plain_text = CLIPTextModel.from_pretrained(diffusion, subfolder="text_encoder")(tokens)[0]
     assert ((engine_text - plain_text).abs().max() > 1e-4) == text_lora  # the text LoRA is really in the check
+
+
+@pytest.fixture(scope="module")
+def class_views(tmp_path_factory, shapes_root, diffusion):
+    """View caches of the three demo classes."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(diffusion, subfolder="vae")
+    out, caches = tmp_path_factory.mktemp("class_views"), {}
+    for cls in ("circle", "square", "triangle"):
+        shots = shots_of(shapes_root, [cls], 4, 0)
+        caches[cls] = out / f"{cls}.safetensors"
+        build_view_cache(shots, full_boxes(list(shots.path)), vae, caches[cls], out / f"{cls}.png",
+                         views_per_image=3, resolution=32, seed=1)
+    return caches
+
+
+@pytest.mark.parametrize("share, text_lora", [("A", False), ("none", False), ("B", False), ("both", True)])
+def test_classes_trained_together_equal_each_class_trained_alone(tmp_path, diffusion, class_views, share, text_lora):
+    """Three classes in one batched model: each class's adapter equals training that class alone from the same
+    state (its own loss mean, gradient clipping, schedule, AdamW state and RNG stream), to float round-off."""
+    from ChimeraPipe.diffusion.train import ClassJob, train_loras
+
+    cfg = LoraTrainConfig(share=share, rank=4, steps=5, lr_a=1e-2, lr_b=5e-2, warmup_steps=1, grad_clip=0.05,
+                          text_encoder_lora=text_lora)  # a small clip norm: clipping acts on every step
+    jobs = [ClassJob(path, f"a photo of a {cls}", tmp_path / "together" / cls / "adapter.safetensors")
+            for cls, path in class_views.items()]
+    together = train_loras(diffusion, jobs, cfg)
+    assert [m["classes_per_step"] for m in together] == [3, 3, 3]
+    for job, meta in zip(jobs, together, strict=True):
+        alone_path = tmp_path / "alone" / Path(job.out).parent.name / "adapter.safetensors"
+        alone = train_lora(diffusion, job.views, job.prompt, alone_path, cfg)
+        a, b = load_tensors(job.out), load_tensors(alone_path)
+        assert a.keys() == b.keys() and any(k.startswith("text_encoder.") for k in a) == text_lora
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], atol=2e-6, rtol=1e-4)
+        assert meta["final_loss"] == pytest.approx(alone["final_loss"], rel=1e-4)
+        assert any(v.abs().sum() > 0 for k, v in a.items() if k.endswith("lora_B"))  # they trained
+
+
+BATCHED_SCRIPT = """
+import sys
+from ChimeraPipe.diffusion.train import ClassJob, train_loras
+from ChimeraPipe.pipeline.settings import LoraTrainConfig
+views, out = sys.argv[2].split(","), sys.argv[3]
+jobs = [ClassJob(v, f"a photo of a {i}", f"{out}/{i}/adapter.safetensors") for i, v in enumerate(views)]
+train_loras(sys.argv[1], jobs, LoraTrainConfig(rank=4, steps=60, checkpoint_every=5), checkpoint_path=f"{out}/ck.st")
+"""
+
+
+def test_classes_trained_together_resume_after_sigkill_bit_identical(tmp_path, diffusion, class_views):
+    from safetensors import safe_open
+
+    from ChimeraPipe.diffusion.train import ClassJob, train_loras
+
+    views = [str(v) for v in class_views.values()][:2]
+    args = [sys.executable, "-c", BATCHED_SCRIPT, diffusion, ",".join(views)]
+    subprocess.run([*args, str(tmp_path / "ref")], check=True, capture_output=True)
+    checkpoint = tmp_path / "killed" / "ck.st"
+    proc = subprocess.Popen([*args, str(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)  # a few steps past the checkpoint, so work is really lost
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed" / "0" / "adapter.safetensors").exists()
+    with safe_open(str(checkpoint), "pt") as handle:
+        saved = int(handle.metadata()["step"])
+    jobs = [ClassJob(v, f"a photo of a {i}", tmp_path / "killed" / str(i) / "adapter.safetensors")
+            for i, v in enumerate(views)]
+    metas = train_loras(diffusion, jobs, LoraTrainConfig(rank=4, steps=60, checkpoint_every=5),
+                        checkpoint_path=checkpoint)
+    assert {m["resumed_from_step"] for m in metas} == {saved} and 0 < saved < 60
+    for i in range(2):
+        ref = load_tensors(tmp_path / "ref" / str(i) / "adapter.safetensors")
+        got = load_tensors(tmp_path / "killed" / str(i) / "adapter.safetensors")
+        assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert not checkpoint.exists()
+
+
+def test_export_writes_a_set_out_as_an_image_folder(tmp_path, diffusion):
+    from ChimeraPipe.pipeline.parts import write_index
+    from ChimeraPipe.pipeline.stages import export_synth
+
+    settings = GenerationSettings(steps=2, batch_size=3, resolution=32, shard_size=2)
+    entries = {}
+    for cls in ("circle", "square"):
+        manifest = tmp_path / "synth" / cls / "manifest.csv"
+        generate_class(diffusion, None, f"a photo of a {cls}", tmp_path / "synth" / cls / "images", manifest,
+                       count=3, alpha=None, mixing="single", seed=1, settings=settings, class_name=cls)
+        entries[cls] = {"fingerprint": "x", "files": {"manifest": str(manifest)}}
+    write_index(tmp_path / "synth" / "parts" / "p000.json", entries)
+    assert export_synth([str(tmp_path / "synth" / "parts" / "p000.json")], str(tmp_path / "out")) == 6
+    for cls in ("circle", "square"):
+        files = sorted((tmp_path / "out" / cls).iterdir())
+        assert [f.name for f in files] == ["000000.jpg", "000001.jpg", "000002.jpg"]
+        refs = pd.read_csv(tmp_path / "synth" / cls / "manifest.csv")["file"]
+        assert all(np.array_equal(np.asarray(load_rgb(f)), np.asarray(load_rgb(r))) for f, r in zip(files, refs,
+                                                                                                      strict=True))

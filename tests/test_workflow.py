@@ -12,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from ChimeraPipe.core.images import load_rgb
 from ChimeraPipe.core.io import load_tensors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +141,9 @@ def test_demo_produces_every_artifact(demo_run):
                             ("datadream", "fixed"), ("issynth", "fixed")):
             manifest = pd.read_csv(run / "synth" / method / tag / cls / "manifest.csv")
             assert len(manifest) == 4
-            assert all(Image.open(f).size == (64, 64) for f in manifest.file)
+            assert all(load_rgb(f).size == (64, 64) for f in manifest.file)
+            shards = list((run / "synth" / method / tag / cls / "images").glob("shard-*.tar"))
+            assert len(shards) == 1 and not list((run / "synth" / method / tag / cls / "images").glob("*.jpg"))
         assert Image.open(results / "report" / "grids" / "shapes" / "shots4_seed0" / f"{cls}.png").size[0] > 100
     issynth = pd.read_csv(run / "synth" / "issynth" / "fixed" / "circle" / "manifest.csv")
     assert "clip_pass" in issynth.columns  # IsSynth as published: real guidance + CLIP filter

@@ -1,10 +1,13 @@
 """Reading real-world images robustly (one RGB convention for every stage), and their tensor form."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import shards
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
@@ -30,17 +33,28 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def open_image(path: str | Path):
+    """A file path, or a shard reference '<shard>.tar::<member>' (core.shards), as something PIL opens."""
+    if shards.is_ref(path):
+        try:
+            return io.BytesIO(shards.read(str(path)))
+        except FileNotFoundError as err:
+            raise ImageLoadError(f"{path}: no such image ({err})") from err
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: no such image file")
+    return path
+
+
 def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
-    """Open an image as RGB with its EXIF orientation applied.
+    """Open an image (a file, or a member of a shard) as RGB with its EXIF orientation applied.
 
     `max_side` downscales very large images (keeping aspect ratio) before heavy models see them.
     Raises ImageLoadError naming the file for anything unreadable or truncated.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageLoadError(f"{path}: no such image file")
+    source = open_image(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             image.load()  # forces a full decode: truncated files fail here, not later
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)

@@ -6,7 +6,8 @@ Head weights per image (`mixing`):
   uniform    w = 1/K (the heads' mean)
   single     one head per image, the heads in turn (image j: head j mod K); with K = 1 the class-wise LoRA
 Image j's noise and weights come from seeds derived from (class seed, j), so a resumed or re-batched run
-produces the same images.
+produces the same images. A class's images are kept in a few tar shards (core.shards), encoded as
+`generate.format` says; the manifest names each image by its shard reference.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from tqdm import tqdm
 from ..boxes.crops import apply_crop, sample_crop
 from ..core.hashing import file_digest, stable_seed
 from ..core.images import load_rgb
-from ..core.io import save_image, write_csv, write_json
+from ..core.io import write_csv, write_json
 from ..core.runtime import resolve_precision
+from ..core.shards import ShardStore, encode
 from ..lora.adapter import load_adapter
 from ..lora.layer import head_weights
 from .clip_filter import ClipFilter
@@ -113,8 +115,10 @@ def pixel_fingerprint(diffusion_path: str, adapter_path: str | Path | None, prom
     disk are kept only when it matches.
 
     Left out on purpose: the image count (image j depends only on j) and the batch size (a resumed run
-    re-batches anyway; batch composition moves pixels by at most one grey level)."""
+    re-batches anyway; batch composition moves pixels by at most one grey level). The stored bytes depend
+    on the format and quality too (the shard size only groups them)."""
     return {"diffusion": str(diffusion_path), "adapter": file_digest(adapter_path) if adapter_path else None,
+            "format": settings.format, "quality": settings.quality if settings.format != "png" else None,
             "prompt": prompt, "mixing": mixing, "alpha": float(alpha) if mixing == "dirichlet" else None,
             "seed": seed, "guidance_scale": float(settings.guidance_scale), "steps": settings.steps,
             "resolution": settings.resolution, "device": device.split(":")[0],
@@ -124,14 +128,15 @@ def pixel_fingerprint(diffusion_path: str, adapter_path: str | Path | None, prom
             "clip_filter": None if clip_filter is None else clip_filter.fingerprint()}
 
 
-def _clear_stale(out_dir: Path, fingerprint: dict) -> None:
+def _clear_stale(out_dir: Path, fingerprint: dict, store: ShardStore) -> None:
     """Drop images (and filter decisions) made with other settings and temp files of a killed run;
     then stamp the settings."""
     stamp = out_dir / "settings.json"
     for leftover in out_dir.glob(".*.tmp*"):  # atomic writes interrupted by SIGKILL
         leftover.unlink()
     if not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint:
-        for stale in [*out_dir.glob("*.png"), out_dir / FILTER_LOG]:
+        store.clear()
+        for stale in [*out_dir.glob("*.png"), out_dir / FILTER_LOG]:   # (0.1 wrote a PNG per image)
             stale.unlink(missing_ok=True)
         write_json(stamp, fingerprint)
 
@@ -141,12 +146,13 @@ def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt:
                    settings, device: str = "cpu", class_name: str = "",
                    real_guidance: RealGuidance | None = None, clip_filter: ClipFilter | None = None,
                    class_index: int = 0) -> pd.DataFrame:
-    """Write `count` images into out_dir and a manifest (file, seed, head weights) at manifest_path.
+    """Write `count` images into shards in out_dir and a manifest (file: the image's shard reference, seed,
+    head weights) at manifest_path. `settings`: the generate settings (pipeline.settings.GenerationSettings).
 
     With `clip_filter`, candidates are made in index order and the first `count` that zero-shot CLIP
     labels as `class_index` are kept (at most `clip_filter.max_candidates(count)` candidates; if too
     few pass, the best-scoring rejected ones fill up, marked clip_pass = False, with a warning).
-    Images already present from an interrupted run with the same `pixel_fingerprint` are kept.
+    Images already kept from an interrupted run with the same `pixel_fingerprint` are kept (whole batches).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,25 +165,31 @@ def generate_class(diffusion_path: str, adapter_path: str | Path | None, prompt:
     candidates = count if clip_filter is None else clip_filter.max_candidates(count)
     weights = mixing_weights(mixing, heads, candidates, alpha, seed)
     seeds = image_seeds(candidates, seed)
-    files = [out_dir / f"{j:05d}.png" for j in range(candidates)]
+    store = ShardStore(out_dir, settings.shard_size, settings.format)
     _clear_stale(out_dir, pixel_fingerprint(diffusion_path, adapter_path, prompt, alpha, mixing, seed, settings,
-                                            device, real_guidance, clip_filter))
+                                            device, real_guidance, clip_filter), store)
     render = _renderer(pipe, prompt, device, settings, seeds, weights, real_guidance)
 
+    def keep(batch: list[int], images: list) -> None:
+        store.add_batch([(j, encode(image, settings.format, settings.quality),
+                          {"class": class_name, "seed": seeds[j], "w": weights[j].tolist()})
+                         for j, image in zip(batch, images, strict=True)])
+
     if clip_filter is None:
-        todo = [j for j in range(count) if not files[j].is_file()]
+        done = store.done()
+        todo = [j for j in range(count) if j not in done]
         if len(todo) < count:
             log.info("resuming: %d of %d images already generated", count - len(todo), count)
         for start in tqdm(range(0, len(todo), settings.batch_size), desc=f"generate {class_name}", mininterval=5):
             batch = todo[start:start + settings.batch_size]
-            for j, image in zip(batch, render(batch), strict=True):
-                save_image(files[j], image)
+            keep(batch, render(batch))
         kept, passed = list(range(count)), None
     else:
-        kept, passed = _filtered(clip_filter, class_index, count, candidates, files, render, settings.batch_size,
-                                 out_dir / FILTER_LOG, class_name)
-
-    manifest = pd.DataFrame({"class": class_name, "file": [str(files[j]) for j in kept],
+        kept, passed = _filtered(clip_filter, class_index, count, candidates, store, render, keep,
+                                 settings.batch_size, out_dir / FILTER_LOG, class_name)
+    store.compact(final=True)
+    refs = store.done()
+    manifest = pd.DataFrame({"class": class_name, "file": [refs[j] for j in kept],
                              "seed": [seeds[j] for j in kept]})
     for k in range(heads):
         manifest[f"w{k}"] = weights[kept, k]
@@ -215,8 +227,8 @@ def _renderer(pipe, prompt: str, device: str, settings, seeds, weights,
     return render
 
 
-def _filtered(clip_filter: ClipFilter, class_index: int, count: int, candidates: int, files: list[Path], render,
-              batch_size: int, decisions_path: Path, class_name: str) -> tuple[list[int], list[bool]]:
+def _filtered(clip_filter: ClipFilter, class_index: int, count: int, candidates: int, store: ShardStore, render,
+              keep, batch_size: int, decisions_path: Path, class_name: str) -> tuple[list[int], list[bool]]:
     """Make and judge candidates in index order until `count` pass; returns (kept indices, passed flags)."""
     decisions = pd.read_csv(decisions_path) if decisions_path.is_file() else pd.DataFrame(
         columns=["candidate", "label", "score", "passed"])
@@ -228,10 +240,13 @@ def _filtered(clip_filter: ClipFilter, class_index: int, count: int, candidates:
         j += batch_size
         if not batch:
             continue
-        missing = [i for i in batch if not files[i].is_file()]
-        for i, image in zip(missing, render(missing) if missing else [], strict=True):
-            save_image(files[i], image)
-        labels, scores = clip_filter.judge([load_rgb(files[i]) for i in batch], class_index)
+        stored = store.done()
+        missing = [i for i in batch if i not in stored]
+        made = dict(zip(missing, render(missing), strict=True)) if missing else {}
+        if made:
+            keep(missing, [made[i] for i in missing])
+        labels, scores = clip_filter.judge([made[i] if i in made else load_rgb(stored[i]) for i in batch],
+                                           class_index)
         new = pd.DataFrame({"candidate": batch, "label": labels, "score": scores,
                             "passed": [label == class_index for label in labels]})
         decisions = pd.concat([decisions, new], ignore_index=True).sort_values("candidate", ignore_index=True)

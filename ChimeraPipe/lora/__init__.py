@@ -8,13 +8,16 @@ May import: ChimeraPipe.core.
 """
 from .layer import (
     MultiHeadLoRALinear,
+    class_rows,
     count_lora_parameters,
+    head_counts,
     head_weights,
     inject_multihead_lora,
     load_lora_state_dict,
     lora_layers,
     lora_state_dict,
+    stacked_routing,
 )
 
-__all__ = ["MultiHeadLoRALinear", "count_lora_parameters", "head_weights", "inject_multihead_lora",
-           "load_lora_state_dict", "lora_layers", "lora_state_dict"]
+__all__ = ["MultiHeadLoRALinear", "class_rows", "count_lora_parameters", "head_counts", "head_weights",
+           "inject_multihead_lora", "load_lora_state_dict", "lora_layers", "lora_state_dict", "stacked_routing"]

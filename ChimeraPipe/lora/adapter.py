@@ -26,12 +26,16 @@ def adapter_components(unet: nn.Module, text_encoder: nn.Module | None = None) -
 
 def save_adapter(path: str | Path, components: dict[str, nn.Module], meta: dict) -> None:
     """Write {path} (safetensors) and {path minus suffix}.json."""
-    path = Path(path)
     tensors = {f"{name}.{key}": value for name, module in components.items()
                for key, value in lora_state_dict(module).items()}
-    meta = {**meta, "components": sorted(components), "git_commit": git_commit()}
+    save_adapter_tensors(path, tensors, sorted(components), meta)
+
+
+def save_adapter_tensors(path: str | Path, tensors: dict[str, torch.Tensor], components: list[str], meta: dict) -> None:
+    """An adapter file from its tensors ('{component}.{module}.lora_A|B') and description."""
+    path = Path(path)
     save_tensors(path, tensors, metadata={"format": "chimerapipe-multihead-lora"})
-    write_json(path.with_suffix(".json"), meta)
+    write_json(path.with_suffix(".json"), {**meta, "components": components, "git_commit": git_commit()})
 
 
 def read_adapter_meta(path: str | Path) -> dict:

@@ -13,6 +13,12 @@ with A stacked as [n_a, rank, in] and B as [n_b, out, rank]:
 
 Every sample in a batch carries its own w (set with `head_weights`), and the mixing happens inside
 one batched forward without materialising a per-sample [out, in] matrix.
+
+A layer can also hold the adapters of C classes at once (`classes=C`: A stacked as [C * n_a, rank, in],
+B as [C * n_b, out, rank], class-major), for training several classes in one model. Inside
+`stacked_routing` a batch ordered (class, head, repeat) goes, block by block, through its own class's A and
+its own head's B: the batch is cut into C * n_a equal blocks for A and C * n_b for B, and each block meets
+one matrix in one batched matmul (no per-sample gather, no path through every head).
 """
 from __future__ import annotations
 
@@ -40,29 +46,32 @@ class MultiHeadLoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, rank: int, heads: int, share: str = "A",
                  lora_alpha: float | None = None, dropout: float = 0.0,
-                 default_weights: Sequence[float] | None = None, init: str = "gaussian"):
+                 default_weights: Sequence[float] | None = None, init: str = "gaussian", classes: int = 1):
         super().__init__()
-        if rank < 1 or heads < 1:
-            raise ValueError(f"rank and heads must be positive, got rank={rank}, heads={heads}")
+        if rank < 1 or heads < 1 or classes < 1:
+            raise ValueError(f"rank, heads and classes must be positive, got {rank}, {heads}, {classes}")
         self.base = base
         for param in self.base.parameters():
             param.requires_grad_(False)
-        self.rank, self.heads, self.share = rank, heads, share
+        self.rank, self.heads, self.share, self.classes = rank, heads, share, classes
         self.lora_alpha = float(rank if lora_alpha is None else lora_alpha)
         self.scale = self.lora_alpha / rank
         n_a, n_b = head_counts(share, heads)
         factory = {"device": base.weight.device, "dtype": torch.float32}
         # Zero B, so the layer starts as base. A: Gaussian with std 1/r (peft's "gaussian", the diffusion
         # anchors' choice) or kaiming-uniform with a = sqrt(5) (loralib's, the CLIP classifier anchors').
+        # One class's draws, repeated for every class: C classes start as C single-class layers would.
         if init == "gaussian":
-            self.lora_A = nn.Parameter(torch.randn(n_a, rank, base.in_features, **factory) / rank)
+            first = torch.randn(n_a, rank, base.in_features, **factory) / rank
         elif init == "kaiming":
-            self.lora_A = nn.Parameter(torch.empty(n_a, rank, base.in_features, **factory))
-            for head in self.lora_A.data:
+            first = torch.empty(n_a, rank, base.in_features, **factory)
+            for head in first:
                 nn.init.kaiming_uniform_(head, a=math.sqrt(5))
         else:
             raise ValueError(f"init must be 'gaussian' or 'kaiming', got {init!r}")
-        self.lora_B = nn.Parameter(torch.zeros(n_b, base.out_features, rank, **factory))
+        self.lora_A = nn.Parameter(first.repeat(classes, 1, 1))
+        self.lora_B = nn.Parameter(torch.zeros(classes * n_b, base.out_features, rank, **factory))
+        self.stacked = False                      # set through `stacked_routing`
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.weights: torch.Tensor | None = None  # [batch, K], set through `head_weights`
         # Used when no head weights are set: the caller's explicit choice (one head needs none).
@@ -86,7 +95,8 @@ class MultiHeadLoRALinear(nn.Module):
         return self.base.weight
 
     def extra_repr(self) -> str:
-        return f"rank={self.rank}, heads={self.heads}, share={self.share!r}, scale={self.scale:g}"
+        classes = f", classes={self.classes}" if self.classes > 1 else ""
+        return f"rank={self.rank}, heads={self.heads}, share={self.share!r}, scale={self.scale:g}{classes}"
 
     def _batch_weights(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         w = self.weights if self.weights is not None else self.default_weights
@@ -100,8 +110,25 @@ class MultiHeadLoRALinear(nn.Module):
         # Classifier-free guidance runs the batch twice ([uncond; cond]): tile the rows to match.
         return w.to(device=device, dtype=dtype).repeat(batch // w.shape[0], 1)
 
+    def _stacked_delta(self, x: torch.Tensor) -> torch.Tensor:
+        """Each equal block of the batch through its own A row, each (finer or coarser) block through its own
+        B row: batch = C * n_a blocks for A and C * n_b blocks for B, in row order."""
+        batch, lead = x.shape[0], x.shape[1:-1]
+        A, B = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
+        if batch % A.shape[0] or batch % B.shape[0]:
+            raise ValueError(f"a stacked batch of {batch} does not split into {A.shape[0]} A blocks and "
+                             f"{B.shape[0]} B blocks")
+        flat = self.dropout(x).reshape(A.shape[0], -1, x.shape[-1])          # [G_a, (batch/G_a) * L, in]
+        h = torch.bmm(flat, A.transpose(1, 2)).reshape(B.shape[0], -1, self.rank)
+        out = torch.bmm(h, B.transpose(1, 2))                                 # [G_b, (batch/G_b) * L, out]
+        return (out * self.scale).reshape(batch, *lead, -1)
+
     def lora_delta(self, x: torch.Tensor) -> torch.Tensor:
         """scale * sum_k w_nk B_k A_k x_n for x of shape [batch, ..., in]."""
+        if self.stacked:
+            return self._stacked_delta(x)
+        if self.classes > 1:
+            raise RuntimeError("a layer holding several classes runs inside `stacked_routing` only")
         batch, lead = x.shape[0], x.shape[1:-1]
         dtype = x.dtype
         flat = self.dropout(x).reshape(batch, -1, x.shape[-1])       # [N, L, in]
@@ -175,13 +202,33 @@ def head_weights(module: nn.Module, w: torch.Tensor) -> Iterator[None]:
             layer.weights = old
 
 
+@contextlib.contextmanager
+def stacked_routing(module: nn.Module) -> Iterator[None]:
+    """Route a batch ordered (class, head, repeat) through every layer's stacked class and head rows."""
+    layers = [module] if isinstance(module, MultiHeadLoRALinear) else list(lora_layers(module).values())
+    try:
+        for layer in layers:
+            layer.stacked = True
+        yield
+    finally:
+        for layer in layers:
+            layer.stacked = False
+
+
+def class_rows(layer: MultiHeadLoRALinear, c: int) -> tuple[slice, slice]:
+    """The rows of class c in the layer's stacked A and B."""
+    n_a, n_b = head_counts(layer.share, layer.heads)
+    return slice(c * n_a, (c + 1) * n_a), slice(c * n_b, (c + 1) * n_b)
+
+
 def _matches(name: str, targets: Sequence[str]) -> bool:
     return any(name == t or name.endswith("." + t) for t in targets)
 
 
 def inject_multihead_lora(model: nn.Module, target_modules: Sequence[str], rank: int, heads: int,
                           share: str = "A", lora_alpha: float | None = None, dropout: float = 0.0,
-                          default_weights: Sequence[float] | None = None) -> dict[str, MultiHeadLoRALinear]:
+                          default_weights: Sequence[float] | None = None,
+                          classes: int = 1) -> dict[str, MultiHeadLoRALinear]:
     """Replace every nn.Linear whose name ends with a target by a MultiHeadLoRALinear (in place).
 
     Freezes the whole model first: only the LoRA matrices train. Returns {module name: layer}.
@@ -194,18 +241,21 @@ def inject_multihead_lora(model: nn.Module, target_modules: Sequence[str], rank:
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        layer = MultiHeadLoRALinear(getattr(parent, child), rank, heads, share, lora_alpha, dropout, default_weights)
+        layer = MultiHeadLoRALinear(getattr(parent, child), rank, heads, share, lora_alpha, dropout, default_weights,
+                                    classes=classes)
         setattr(parent, child, layer)
         layers[name] = layer
     return layers
 
 
-def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the LoRA tensors, keyed '{module}.lora_A' / '{module}.lora_B'."""
+def lora_state_dict(model: nn.Module, class_index: int | None = None) -> dict[str, torch.Tensor]:
+    """Only the LoRA tensors, keyed '{module}.lora_A' / '{module}.lora_B'; of one class's rows when the layers
+    hold several classes (`class_index`), in the single-class shape an adapter file has."""
     state = {}
     for name, layer in lora_layers(model).items():
-        state[f"{name}.lora_A"] = layer.lora_A.detach().float().cpu().contiguous()
-        state[f"{name}.lora_B"] = layer.lora_B.detach().float().cpu().contiguous()
+        a_rows, b_rows = class_rows(layer, class_index) if class_index is not None else (slice(None),) * 2
+        state[f"{name}.lora_A"] = layer.lora_A[a_rows].detach().float().cpu().contiguous()
+        state[f"{name}.lora_B"] = layer.lora_B[b_rows].detach().float().cpu().contiguous()
     return state
 
 

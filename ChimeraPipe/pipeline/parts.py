@@ -54,17 +54,31 @@ def run_classes(classes: list[str], class_dir: Callable[[str], Path], settings: 
 
     `settings(cls)` is what the result depends on (fingerprinted); `files(cls)` the files `work` writes.
     """
-    entries = {}
+    return run_class_groups(classes, class_dir, settings, files, lambda group: work(group[0]), 1, stage)
+
+
+def run_class_groups(classes: list[str], class_dir: Callable[[str], Path], settings: Callable[[str], dict],
+                     files: Callable[[str], dict[str, str]], work: Callable[[list[str]], None],
+                     group_size: int | None, stage: str) -> dict:
+    """As `run_classes`, but the classes not done yet go to `work(group)` together, `group_size` at a time (None:
+    all of them in one group), in class order; each class is stamped once its group is done."""
+    todo, entries = [], {}
     for cls in classes:
         directory, print_, outputs = Path(class_dir(cls)), fingerprint(settings(cls)), files(cls)
         if is_done(directory, print_, outputs):
             log.info("%s %s: kept (done with these inputs and settings)", stage, cls)
         else:
             (directory / STAMP).unlink(missing_ok=True)
-            log.info("%s %s", stage, cls)
-            work(cls)
-            write_json(directory / STAMP, {"fingerprint": print_, "files": outputs})
+            todo.append(cls)
         entries[cls] = {"fingerprint": print_, "files": outputs}
+    size = group_size or max(1, len(todo))
+    for start in range(0, len(todo), size):
+        group = todo[start:start + size]
+        log.info("%s %s", stage, ", ".join(group))
+        work(group)
+        for cls in group:
+            write_json(Path(class_dir(cls)) / STAMP, {"fingerprint": entries[cls]["fingerprint"],
+                                                       "files": entries[cls]["files"]})
     return entries
 
 

@@ -82,6 +82,7 @@ class LoraTrainConfig:
     seed: int = 0
     precision: str = "auto"              # auto: bf16 autocast on GPU with bf16, fp16 + loss scaling otherwise
     gradient_checkpointing: bool = False
+    classes_per_step: int | None = None  # classes of a job trained together in one model; None: all of the job's
 
 
 @dataclass
@@ -117,6 +118,9 @@ class GenerationSettings:
     precision: str = "auto"
     resolution: int = 512
     clip_filter_max_factor: float = 4.0   # CLIP-filtered methods make at most this many candidates per image
+    format: str = "jpeg"                  # how the images are stored: jpeg (default, BENCHMARKS.md), png, webp
+    quality: int = 95                     # jpeg / webp quality
+    shard_size: int = 256                 # images per tar shard: a few files per class set, not one per image
 
 
 @dataclass

@@ -18,6 +18,7 @@ from ..classify.backends import make_backend
 from ..classify.evaluate import evaluate_classifier
 from ..classify.judge import fit_judge
 from ..classify.loop import train_classifier
+from ..core import shards
 from ..core.hashing import file_digest, settings_digest, stable_seed
 from ..core.images import load_rgb
 from ..core.io import atomic_dir, write_csv, write_json, write_text
@@ -26,12 +27,12 @@ from ..core.runtime import pick_device
 from ..datasets.demo import read_annotations
 from ..diffusion.clip_filter import ClipFilter
 from ..diffusion.generate import RealGuidance, generate_class
-from ..diffusion.train import train_lora
+from ..diffusion.train import ClassJob, train_loras
 from ..metrics import embeddings, gap
 from ..metrics.features import EXTRACTORS, feature_extractor
 from ..metrics.tsne import write_tsne_plot
 from ..report import build_report, write_image_grid, write_sample_grid
-from .parts import PartIndexError, class_files, run_classes, write_index
+from .parts import PartIndexError, class_files, run_class_groups, run_classes, write_index
 from .presets import option
 from .settings import (
     ClassifierConfig,
@@ -158,7 +159,8 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
 
 def train_part(views_index: str, classes: list[str], out_index: str, *, models: dict, train_settings: dict,
                prompt_prefix: str = "", device: str = "auto", names: dict | None = None) -> None:
-    """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index."""
+    """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index; the classes
+    not done yet train together, `classes_per_step` at a time, each group resuming from its own checkpoint."""
     cfg = settings_dataclass(LoraTrainConfig, train_settings, "train")
     diffusion, views, root = models["diffusion"], class_files([views_index], "views"), class_folders(out_index)
     missing = [c for c in classes if c not in views]
@@ -172,18 +174,21 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
     def outputs(cls):
         return {"adapter": str(root / cls / "adapter.safetensors"), "description": str(root / cls / "adapter.json")}
 
-    def work(cls):
-        train_lora(diffusion, views[cls], prompt_of(cls, names, prompt_prefix), outputs(cls)["adapter"], cfg,
-                   pick_device(device), base_model=diffusion)
+    def work(group):
+        jobs = [ClassJob(views[cls], prompt_of(cls, names, prompt_prefix), outputs(cls)["adapter"]) for cls in group]
+        checkpoint = root / ".checkpoints" / f"{settings_digest(group)}.safetensors"
+        train_loras(diffusion, jobs, cfg, pick_device(device), base_model=diffusion, checkpoint_path=checkpoint)
 
-    write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "train"))
+    entries = run_class_groups(classes, lambda c: root / c, inputs, outputs, work, cfg.classes_per_step, "train")
+    write_index(out_index, entries)
 
 
 def generate_part(adapter_index: str | None, classes: list[str], out_index: str, *, models: dict, method: dict,
                   alpha: float | None, num_images: int, settings: dict, seed: int, prompt_prefix: str = "",
                   device: str = "auto", split_csv: str | None = None, all_classes: list[str] | None = None,
                   names: dict | None = None) -> None:
-    """Synthetic images per class of the part, `<class>/images/*.png` + `<class>/manifest.csv`, and the index.
+    """Synthetic images per class of the part, a few tar shards in `<class>/images/` + `<class>/manifest.csv`, and
+    the part index.
 
     Real guidance (method `guidance: real`) starts from the class's shots in `split_csv`; the CLIP filter
     (`clip_filter: true`) judges each image against the prompts of `all_classes` (the whole dataset)."""
@@ -319,6 +324,22 @@ def sample_grids(split_csv: str, classes: list[str], synth_indexes: dict[str, li
             real = list(shots[cls]["path"])
             synth = {label: list(pd.read_csv(files[cls])["file"])[:per_row] for label, files in manifests.items()}
             write_sample_grid(tmp / f"{cls}.png", real=real, synth=synth)
+
+
+def export_synth(synth_indexes: list[str], out_dir: str) -> int:
+    """A synthetic set as an ImageFolder of files, `<out_dir>/<class>/<index>.<ext>`: each image's stored bytes,
+    as they are in its shard (no re-encoding); for tools that want a file per image. Returns the count."""
+    manifests, count = class_files(synth_indexes, "manifest"), 0
+    with atomic_dir(out_dir) as tmp:
+        for cls, manifest in manifests.items():
+            (tmp / cls).mkdir(parents=True)
+            for reference in pd.read_csv(manifest)["file"]:
+                member = Path(str(reference).split(shards.REF_SEP, 1)[-1]).name
+                (tmp / cls / member).write_bytes(shards.read(reference) if shards.is_ref(reference)
+                                                 else Path(reference).read_bytes())
+                count += 1
+    log.info("exported %d images of %d classes to %s", count, len(manifests), out_dir)
+    return count
 
 
 # --- gap metrics ----------------------------------------------------------------------------------------
