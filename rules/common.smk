@@ -104,13 +104,15 @@ def synthetic_methods(dataset):
     return [m for m in CFG.methods_for(dataset) if CFG.method(m)["kind"] != "real"]
 
 
-def synthetic_sets(dataset):
-    """(method, generation tag) of every synthetic set of a dataset."""
-    return [(m, gen) for m in synthetic_methods(dataset) for gen in CFG.synth_tags(m, dataset)]
+def synthetic_sets(dataset, regime=True):
+    """(method, generation tag) of every synthetic set of a dataset (with the one-head sets of the regime
+    metrics unless `regime` is false)."""
+    return [(m, gen) for m in synthetic_methods(dataset)
+            for gen in CFG.synth_tags(m, dataset) + (CFG.regime_tags(m) if regime else [])]
 
 
-def set_labels(wc):
-    return [set_label(m, gen) for m, gen in synthetic_sets(wc.dataset)]
+def set_labels(wc, regime=True):
+    return [set_label(m, gen) for m, gen in synthetic_sets(wc.dataset, regime)]
 
 
 def grid_inputs(wc):
@@ -173,12 +175,19 @@ def gap_inputs(wc):
 def tsne_inputs(wc):
     return {"test": f"{RESULTS}/{wc.dataset}/embeddings/{FEATURES}/test.safetensors",
             "shots": f"{run_dir(wc)}/embeddings/{FEATURES}/shots.safetensors",
-            **{f"set{i}": synth_embedding(wc, m, gen) for i, (m, gen) in enumerate(synthetic_sets(wc.dataset))}}
+            **{f"set{i}": synth_embedding(wc, m, gen)
+               for i, (m, gen) in enumerate(synthetic_sets(wc.dataset, regime=False))}}
 
 
 def gap_results():
     return [f"{RESULTS}/{d}/shots{CFG.shots}_seed{s}/metrics/{m}/{gen}.json"
             for d, s in runs() for m, gen in synthetic_sets(d)]
+
+
+def spread_results():
+    """How far each LoRA method's heads move the base and how much they differ, per run."""
+    return [f"{RESULTS}/{d}/shots{CFG.shots}_seed{s}/lora/{m}/spread.json"
+            for d, s in runs() for m in CFG.methods_for(d) if CFG.method(m)["kind"] == "lora"]
 
 
 def pretrained_bases():

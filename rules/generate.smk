@@ -8,9 +8,9 @@ rule generate:
     params:
         classes=part_classes,
         models=model_locations,
-        method=lambda wc: CFG.method(wc.method),
+        method=lambda wc: CFG.generation_method(wc.method, wc.gen),
         alpha=lambda wc: CFG.alpha_of(wc.method, wc.gen),
-        num_images=lambda wc: CFG.num_images(wc.dataset),
+        num_images=lambda wc: CFG.generation_images(wc.dataset, wc.gen),
         settings=CFG.generate_settings(),
         all_classes=lambda wc: CFG.classes(wc.dataset),
         names=lambda wc: CFG.class_names(wc.dataset),

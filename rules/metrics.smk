@@ -120,6 +120,7 @@ rule gap_metrics:
     params:
         classes=lambda wc: CFG.synth_classes(wc.dataset),
         k=CFG.metrics_settings()["k"],
+        pixel_size=CFG.metrics_settings()["pixel_size"],
         tags=lambda wc: {"dataset": wc.dataset, "method": wc.method, "synthetic": wc.gen,
                          "shots": int(wc.shots), "seed": int(wc.seed)},
     threads: 1
@@ -142,7 +143,7 @@ rule tsne:
     output:
         f"{RESULTS}/report/tsne/{{dataset}}_shots{{shots}}_seed{{seed}}.png",
     params:
-        labels=set_labels,
+        labels=lambda wc: set_labels(wc, regime=False),
         cls=lambda wc: CFG.tsne_class(wc.dataset),
         perplexity=CFG.metrics_settings()["tsne_perplexity"],
     threads: 1
@@ -183,3 +184,26 @@ rule train_judge:
         "../envs/chimerapipe.yaml"
     script:
         "../workflow/scripts/train_judge.py"
+
+
+rule lora_spread:
+    input:
+        adapters=lambda wc: [f"{run_dir(wc)}/lora/{wc.method}/parts/{part}.json" for part in CFG.parts(wc.dataset)],
+        models=tiny_models("diffusion"),
+    output:
+        f"{RUN}/lora/{{method}}/spread.json",
+    params:
+        models=model_locations,
+        tags=lambda wc: {"dataset": wc.dataset, "method": wc.method, "shots": int(wc.shots), "seed": int(wc.seed)},
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=30,
+    log:
+        f"{RESULTS}/logs/lora_spread/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lora_spread/{{dataset}}/shots{{shots}}_seed{{seed}}/{{method}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/lora_spread.py"

@@ -7,6 +7,7 @@ rule report:
         box_quality=[p.replace(".md", ".csv") for p in box_quality_reports()],
         bases=pretrained_bases(),
         judges=judge_reports(),
+        spreads=spread_results(),
     output:
         table=f"{RESULTS}/report/accuracy.csv",
         markdown=f"{RESULTS}/report/accuracy.md",

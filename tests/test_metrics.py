@@ -82,3 +82,21 @@ def test_dataset_gap_per_class_rows_and_pooled_summary():
     swapped = {**emb, "synth": emb["synth"][::-1].copy()}
     _, bad = gap.dataset_gap(test, shots, synth, swapped, text, classes, k=3)
     assert bad["clip_score"] < 20 and bad["coverage"] == 0 and bad["fd"] > summary["fd"]
+
+
+def test_regime_metrics_by_hand():
+    shots = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])           # closest two shots: sqrt(2) apart
+    synth = np.array([[0.99, 0.14], [0.6, 0.8], [-0.1, 0.99], [-1.0, 0.01]])
+    # nearest shots: 0 (d ~0.14), 1 (d ~0.63: sqrt((0.6)^2 + (0.2)^2)), 1 (~0.10), 2 (~0.01)
+    near = gap.regime(synth, shots, one_head=True)
+    assert near["copy_rate"] == 1.0                                    # all below sqrt(2)
+    # one head per image: image j through head j mod 3 -> own shots 0, 1, 2, 0 against nearest 0, 1, 1, 2
+    assert near["own_shot"] == pytest.approx(2 / 4)
+    dist, which, between = gap.nearest_shots(synth, shots)
+    assert list(which) == [0, 1, 1, 2] and between == pytest.approx(np.sqrt(2))
+    assert near["nearest_shot"] == pytest.approx(dist.mean()) and math.isnan(gap.regime(synth, shots)["own_shot"])
+    # pixels: raw RMS, no normalisation; a copy is nearer than the two closest shots
+    pix_shots, pix_synth = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 0.1], [0.5, 0.5]])
+    pixels = gap.regime(pix_synth, pix_shots, normalised=False)
+    assert pixels["nearest_shot"] == pytest.approx((0.1 / np.sqrt(2) + 0.5) / 2)
+    assert pixels["copy_rate"] == 1.0 and gap.regime(pix_synth, pix_shots[:1])["copy_rate"] != 0  # NaN: one shot

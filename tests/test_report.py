@@ -130,3 +130,26 @@ def test_report_shows_the_trained_base_and_judge(evaluations, tmp_path):
     assert trained.items[2].table.to_dict("records") == [{"dataset": "digits", "test accuracy": 0.987}]
     page = (tmp_path / "report" / "report.html").read_text()
     assert ">Models the workflow trained</h2>" in page and "data:image/png;base64" in page
+
+
+def test_regime_and_alpha_dial_tables_by_hand():
+    from ChimeraPipe.report.tables import alpha_regime_table, regime_table
+
+    rows = []
+    for seed, shift in ((0, 0.00), (1, 0.02)):
+        for gen, alpha, near in (("alpha0.1", 0.1, 0.10), ("alpha10", 10.0, 0.20), ("onehead", None, 0.05)):
+            rows.append({"dataset": "digits", "method": "chimera", "generation": gen, "alpha": alpha, "seed": seed,
+                         "copy_rate": 0.5, "nearest_shot": near + shift, "own_shot": 0.9 if gen == "onehead" else
+                         float("nan"), "pixel_nearest_shot": near + shift + 0.01 * seed})
+    gap = pd.DataFrame(rows)
+    spread = pd.DataFrame([{"dataset": "digits", "method": "chimera", "seed": s, "moved": 0.1, "spread": 0.02}
+                           for s in (0, 1)])
+    long, wide = regime_table(gap, spread)
+    one_head = wide[wide["method"] == "chimera (one head)"].iloc[0]
+    assert one_head["own shot (one head)"] == "0.900 ± 0.000 (2)" and one_head["heads' spread / |W0|"].startswith("0.020")
+    assert wide[wide["method"] == "chimera (α=0.1)"].iloc[0]["nearest shot"] == "0.110 ± 0.014 (2)"
+    long, wide = alpha_regime_table(gap)
+    # pixels measured: the dial reads them; alpha 10 - alpha 0.1 = 0.10 on both seeds (paired): no spread
+    assert wide.iloc[0]["metric"] == "pixels: nearest shot (RMS)"
+    diff = long[long["alpha"] == "difference"].iloc[0]
+    assert diff["mean"] == pytest.approx(0.10) and diff["ci95_low"] == pytest.approx(0.10)

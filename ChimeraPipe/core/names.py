@@ -7,6 +7,7 @@ from __future__ import annotations
 
 FIXED_TAG = "fixed"   # the synthetic set of a method without a mixing dial (no alpha)
 REAL_TAG = "real"     # the classifier of the real-only row (no synthetic set)
+HEAD_TAG = "onehead"  # a multi-head LoRA's images made through one head alone (the regime metrics' probe)
 
 
 def alpha_tag(alpha: float) -> str:
@@ -38,7 +39,8 @@ def set_label(method: str, gen: str | None = None, with_real: bool = False) -> s
     """The one label of a synthetic set (or a classifier's row) everywhere: 'chimera (α=1)', 'loft',
     'real'; '+ real shots' when the classifier also saw the real images."""
     dial = isinstance(gen, str) and tag_alpha(gen) is not None
-    label = f"{method} (α={gen.removeprefix('alpha')})" if dial else method
+    label = f"{method} (α={gen.removeprefix('alpha')})" if dial else f"{method} (one head)" if gen == HEAD_TAG \
+        else method
     return f"{label} + real shots" if with_real else label
 
 

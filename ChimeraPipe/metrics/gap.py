@@ -96,12 +96,32 @@ def copy_rate(synth, shots) -> float:
     """Share of synthetic images nearer (Euclidean, normalised embeddings) to some real shot of their class
     than the two closest shots of the class are to each other: an image that resembles one shot more than
     any two real photographs of the class resemble each other counts as a copy. NaN with fewer than two shots."""
-    synth, shots = normalise(synth), normalise(shots)
-    if len(shots) < 2 or len(synth) == 0:
-        return float("nan")
-    between = _distances(shots, shots)
+    return regime(synth, shots)["copy_rate"]
+
+
+def nearest_shots(synth, shots, normalised: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each synthetic image's distance to its nearest shot and that shot's index, and the distance between the
+    two closest shots: Euclidean between normalised embeddings, or the RMS pixel difference of thumbnails
+    (`normalised` false: raw vectors, distance / sqrt(dimension))."""
+    synth, shots = _rows(synth), _rows(shots)
+    if normalised:
+        synth, shots = normalise(synth), normalise(shots)
+    unit = 1.0 if normalised else np.sqrt(synth.shape[1])
+    d = _distances(synth, shots) / unit
+    between = _distances(shots, shots) / unit
     np.fill_diagonal(between, np.inf)
-    return float((_distances(synth, shots).min(1) < between.min()).mean())
+    return d.min(1), d.argmin(1), float(between.min()) if len(shots) > 1 else float("nan")
+
+
+def regime(synth, shots, one_head: bool = False, normalised: bool = True) -> dict[str, float]:
+    """How near a set sits to its shots: the mean distance to the nearest shot, the copy rate (nearer to a shot
+    than the two closest shots are to each other), and - for a set made through one head per image (image j
+    through head j mod K, shots in head order) - the share of images whose nearest shot is their head's own."""
+    if len(synth) == 0 or len(shots) < 2:
+        return {"nearest_shot": float("nan"), "copy_rate": float("nan"), "own_shot": float("nan")}
+    dist, which, between = nearest_shots(synth, shots, normalised)
+    own = float(np.mean(which == np.arange(len(which)) % len(shots))) if one_head else float("nan")
+    return {"nearest_shot": float(dist.mean()), "copy_rate": float(np.mean(dist < between)), "own_shot": own}
 
 
 def diversity(x) -> float:
@@ -114,25 +134,28 @@ def diversity(x) -> float:
     return float(1 - (sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
-def class_gap(test, shots, synth, text, k: int = 5, synth_clip=None) -> dict[str, float]:
+def class_gap(test, shots, synth, text, k: int = 5, synth_clip=None, one_head: bool = False) -> dict[str, float]:
     """Every metric of one class's synthetic set against its real test images (and shots, and prompt);
     the CLIP score reads `synth_clip` (the same images in CLIP space) when the features are not CLIP's."""
     synth_clip = synth if synth_clip is None else synth_clip
+    near = regime(synth, shots, one_head)
     return {"n_synthetic": len(synth), "n_test": len(test),
             "fd": frechet_distance(synth, test),
             "clip_score": clip_score(synth_clip, text) if len(synth) and text is not None else float("nan"),
             "centroid_similarity": centroid_similarity(synth, test),
             **prdc(test, synth, k),
-            "copy_rate": copy_rate(synth, shots),
+            "copy_rate": near["copy_rate"], "nearest_shot": near["nearest_shot"], "own_shot": near["own_shot"],
             "diversity": diversity(synth),
             "real_diversity": diversity(test)}
 
 
 def dataset_gap(test: pd.DataFrame, shots: pd.DataFrame, synth: pd.DataFrame, emb: dict[str, np.ndarray],
                 text: dict[str, np.ndarray] | None, classes: list[str], k: int = 5,
-                synth_clip: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+                synth_clip: np.ndarray | None = None, one_head: bool = False,
+                pixels: dict[str, np.ndarray] | None = None) -> tuple[pd.DataFrame, dict]:
     """Per-class metrics (a row per class) and the dataset's summary: each metric's mean over classes, plus
-    the dataset-level Fréchet distance of the pooled sets (`fd_pooled`).
+    the dataset-level Fréchet distance of the pooled sets (`fd_pooled`). With `pixels` (grey thumbnails of
+    'shots' and 'synth', rows as in `emb`) the regime metrics in pixel space too (`pixel_*`, RMS units).
 
     `test`, `shots`, `synth`: tables with a `class` column whose row order matches `emb[name]`."""
     def of(name, frame, cls):
@@ -142,7 +165,13 @@ def dataset_gap(test: pd.DataFrame, shots: pd.DataFrame, synth: pd.DataFrame, em
         return None if synth_clip is None else synth_clip[(synth["class"] == cls).to_numpy()]
 
     rows = [{"class": cls, **class_gap(of("test", test, cls), of("shots", shots, cls), of("synth", synth, cls),
-                                       (text or {}).get(cls), k, clip_of(cls))} for cls in classes]
+                                       (text or {}).get(cls), k, clip_of(cls), one_head)} for cls in classes]
+    if pixels is not None:
+        for row in rows:
+            cls = row["class"]
+            near = regime(pixels["synth"][(synth["class"] == cls).to_numpy()],
+                          pixels["shots"][(shots["class"] == cls).to_numpy()], one_head, normalised=False)
+            row.update({f"pixel_{key}": value for key, value in near.items()})
     per_class = pd.DataFrame(rows)
     if "predicted" in synth:  # the feature extractor is a classifier: the share it labels as their class
         correct = synth["predicted"] == synth["class"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import datasets
 from ..classify.recipes import check_settings as check_classifier_settings
-from ..core.names import FIXED_TAG, REAL_TAG, alpha_tag, eval_tag, tag_alpha
+from ..core.names import FIXED_TAG, HEAD_TAG, REAL_TAG, alpha_tag, eval_tag, tag_alpha
 from ..datasets.demo import demo_classes
 from ..metrics.features import EXTRACTORS
 from ..models import specs
@@ -308,6 +308,24 @@ class WorkflowConfig:
             return [alpha_tag(a) for a in alphas]
         return [FIXED_TAG]
 
+    def regime_tags(self, method: str) -> list[str]:
+        """Synthetic sets made only for the regime metrics: a multi-head LoRA method's images through one head
+        alone (`metrics.head_images` per class), never a classifier's training set."""
+        settings = self.method(method)
+        if settings["kind"] != "lora" or settings["train"]["share"] == "both" or not self.metrics_settings()[
+                "head_images"]:
+            return []
+        return [HEAD_TAG]
+
+    def generation_method(self, method: str, gen: str) -> dict:
+        """The method's settings as its generation tag makes them: one head per image for the one-head set."""
+        settings = self.method(method)
+        return {**settings, "mixing": "single"} if gen == HEAD_TAG else settings
+
+    def generation_images(self, dataset: str, gen: str) -> int:
+        """Images per class of a synthetic set: the largest volume, or metrics.head_images for a one-head set."""
+        return self.metrics_settings()["head_images"] if gen == HEAD_TAG else self.num_images(dataset)
+
     def eval_tags(self, method: str, dataset: str) -> list[str]:
         """Tags of a method's classifiers: 'real', or '<generation tag>_n<volume>' for each volume."""
         if self.method(method)["kind"] == "real":
@@ -317,7 +335,7 @@ class WorkflowConfig:
     def alpha_of(self, method: str, gen: str) -> float | None:
         """alpha matters only to Dirichlet mixing, read back from the generation tag; other methods must not
         re-run when it changes."""
-        if presets.option(self.method(method), "mixing") != "dirichlet":
+        if presets.option(self.method(method), "mixing") != "dirichlet" or gen == HEAD_TAG:
             return None
         alpha = tag_alpha(gen)
         if alpha is None:

@@ -151,6 +151,8 @@ class MetricsSettings:
     batch_size: int = 64
     judge_epochs: int = 30                # features: judge - the CNN trained on the dataset's real train images
     clip_score: bool = True               # needs a real CLIP (off where the CLIP is random, e.g. config/mini.yaml)
+    head_images: int = 0                  # per class, images made through one LoRA head alone (the regime probe)
+    pixel_size: int = 0                   # side of the grey thumbnails of pixel-space regime metrics; 0: off
 
 
 @dataclass

@@ -22,7 +22,7 @@ from ..core import shards
 from ..core.hashing import file_digest, settings_digest, stable_seed
 from ..core.images import load_rgb
 from ..core.io import atomic_dir, write_csv, write_json, write_text
-from ..core.names import class_prompt
+from ..core.names import HEAD_TAG, class_prompt
 from ..core.runtime import pick_device
 from ..datasets.demo import read_annotations
 from ..diffusion.clip_filter import ClipFilter
@@ -30,6 +30,8 @@ from ..diffusion.generate import RealGuidance, generate_class
 from ..diffusion.train import ClassJob, train_loras
 from ..metrics import embeddings, gap
 from ..metrics.features import EXTRACTORS, feature_extractor
+from ..metrics.pixels import grey_thumbnails
+from ..metrics.spread import method_spread
 from ..metrics.tsne import write_tsne_plot
 from ..report import build_report, write_image_grid, write_sample_grid
 from .parts import PartIndexError, class_files, run_class_groups, run_classes, write_index
@@ -296,11 +298,11 @@ def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str,
 
 def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), tsne_pngs: list[str] = (),
            grid_dirs: list[str] = (), box_quality_csvs: list[str] = (), base_dirs: list[str] = (),
-           judge_jsons: list[str] = ()) -> None:
+           judge_jsons: list[str] = (), spread_jsons: list[str] = ()) -> None:
     """Every table and figure for what the run produced: out_dir/{accuracy.*, tables/, figures/, report.md,
     report.html}."""
     build_report(list(eval_jsons), list(gap_jsons), list(tsne_pngs), list(grid_dirs), list(box_quality_csvs),
-                 out_dir, base_dirs=list(base_dirs), judge_jsons=list(judge_jsons))
+                 out_dir, base_dirs=list(base_dirs), judge_jsons=list(judge_jsons), spread_jsons=list(spread_jsons))
 
 
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],
@@ -383,10 +385,11 @@ def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | N
 
 
 def gap_metrics(test: str, shots: str, synth: str, synth_clip: str | None, prompts: str | None, classes: list[str],
-                out_json: str, out_csv: str, *, k: int = 5, tags: dict | None = None) -> dict:
+                out_json: str, out_csv: str, *, k: int = 5, tags: dict | None = None, pixel_size: int = 0) -> dict:
     """Every gap metric of one synthetic set, per class (CSV) and summarised (JSON). The CLIP score reads
     CLIP embeddings (`synth_clip`, `prompts`) whatever space the other metrics are computed in; without
-    them it is left out (NaN)."""
+    them it is left out (NaN). The regime metrics (nearest shot, copy rate, own shot of a one-head set)
+    are computed in the features and, with `pixel_size`, on grey thumbnails of the images."""
     frames, emb = {}, {}
     for name, path in (("test", test), ("shots", shots), ("synth", synth)):
         frames[name], emb[name] = embeddings.read_embeddings(path)
@@ -397,11 +400,21 @@ def gap_metrics(test: str, shots: str, synth: str, synth_clip: str | None, promp
             raise ValueError(f"{synth_clip}: not the images of {synth}")
         prompt_rows, prompt_emb = embeddings.read_embeddings(prompts)
         text = dict(zip(prompt_rows["class"], prompt_emb, strict=True))
+    pixels = {name: grey_thumbnails(list(frames[name]["path"]), pixel_size) for name in ("shots", "synth")} \
+        if pixel_size else None
     per_class, summary = gap.dataset_gap(frames["test"], frames["shots"], frames["synth"], emb, text, classes, k,
-                                         synth_clip=clip_emb)
+                                         synth_clip=clip_emb, one_head=(tags or {}).get("synthetic") == HEAD_TAG,
+                                         pixels=pixels)
     features = embeddings.features_of(synth)
     write_csv(out_csv, per_class.assign(features=features))
     result = {"summary": summary, "features": features, "tags": tags or {}}
+    write_json(out_json, result)
+    return result
+
+
+def lora_spread(adapter_indexes: list[str], out_json: str, *, models: dict, tags: dict | None = None) -> dict:
+    """How far a method's LoRA heads move the base and how much they differ (metrics.spread), over its adapters."""
+    result = {**method_spread(class_files(adapter_indexes, "adapter"), models["diffusion"]), "tags": tags or {}}
     write_json(out_json, result)
     return result
 

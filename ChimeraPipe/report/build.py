@@ -9,7 +9,7 @@ import pandas as pd
 from ..core.io import write_csv, write_text
 from . import figures, tables
 from .html import Item, Section, render_html, render_markdown
-from .results import collect_evaluations, collect_gap
+from .results import collect_evaluations, collect_gap, collect_spread
 
 TITLE = "ChimeraPipe report"
 
@@ -71,7 +71,7 @@ def _trained_model_items(base_dirs: list[str], judge_jsons: list[str]) -> list[I
 
 def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: list[str], grid_dirs: list[str],
                  box_quality: list[str], out_dir: str | Path, max_grid_classes: int = 4,
-                 base_dirs: list[str] = (), judge_jsons: list[str] = ()) -> list[Section]:
+                 base_dirs: list[str] = (), judge_jsons: list[str] = (), spread_jsons: list[str] = ()) -> list[Section]:
     """Writes accuracy.{csv,md}, tables/*.{csv,md}, figures/*.png, report.md and report.html in out_dir."""
     out_dir = Path(out_dir)
     table_dir, figure_dir = out_dir / "tables", out_dir / "figures"
@@ -140,6 +140,24 @@ def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: lis
                        "real test images and each synthetic set, embedded jointly", figure=p) for p in tsne_plots]
         sections.append(Section("Synthetic-to-real gap", "How far each synthetic set lies from the real images, "
                                 "in the configured feature space.", items))
+
+    regime = _write_table(table_dir, "regime", tables.regime_table(gap, collect_spread(list(spread_jsons))))
+    if regime is not None:
+        items = [Item("Per synthetic set: the copy rate (an image nearer a shot than the class's two closest shots are "
+                      "to each other), the mean distance to the nearest shot and, for images made through one head "
+                      "alone, the share whose nearest shot is that head's own; in the metrics' feature space and "
+                      "on grey thumbnails (pixels, RMS) when measured. Per method: how far its LoRA heads move the "
+                      "base's attention weights and how much they differ (medians over projections and classes)",
+                      table=regime)]
+        dial = _write_table(table_dir, "alpha_regime", tables.alpha_regime_table(gap))
+        if dial is not None:
+            items.append(Item("Alpha as a dial: the nearest-shot distance per alpha, and the largest alpha minus the "
+                              "smallest on the same seeds, mean [95 % t-interval] (seeds): positive = large alpha "
+                              "sits farther from single shots (class-wise), small alpha nearer (image-wise)",
+                              table=dial))
+        sections.append(Section("Regime", "Where the LoRAs sit between image-wise copies and class-wise drift: "
+                                "the premise of the paper's comparison (image-wise LoRA copies its shot, class-wise "
+                                "drifts, the mixed heads in between with alpha as the dial).", items))
 
     for by, name, xlabel, title in (("alpha", "accuracy_vs_alpha", "Dirichlet α", "Alpha sweep"),
                                     ("volume", "accuracy_vs_volume", "synthetic images per class",

@@ -47,6 +47,16 @@ def collect_gap(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def collect_spread(paths: list[str]) -> pd.DataFrame:
+    """One row per (dataset, method, seed): the median heads' movement and spread of its class adapters."""
+    rows = []
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        tags = result["tags"]
+        rows.append({"dataset": tags["dataset"], "method": tags["method"], "seed": tags["seed"], **result["summary"]})
+    return pd.DataFrame(rows, columns=["dataset", "method", "seed", "moved", "spread"])
+
+
 def headline(results: pd.DataFrame) -> pd.DataFrame:
     """The rows of the main tables: each method at its largest synthetic volume (every alpha kept, as
     its own row); the real-only rows as they are."""

@@ -18,6 +18,11 @@ GAP_COLUMNS = {"fd": "FD ↓", "fd_pooled": "FD (pooled) ↓", "clip_score": "CL
                "centroid_similarity": "centroid sim. ↑", "coverage": "coverage ↑", "precision": "precision ↑",
                "recall": "recall ↑", "density": "density", "copy_rate": "copy rate ↓", "diversity": "diversity ↑",
                "class_accuracy": "judge: right class ↑"}
+# How near each set sits to its shots (copy rate is the gap table's), and how far the heads moved and differ.
+REGIME_COLUMNS = {"copy_rate": "copy rate", "nearest_shot": "nearest shot", "own_shot": "own shot (one head)",
+                  "pixel_copy_rate": "pixels: copy rate", "pixel_nearest_shot": "pixels: nearest shot (RMS)",
+                  "pixel_own_shot": "pixels: own shot (one head)", "moved": "mean head / |W0|",
+                  "spread": "heads' spread / |W0|"}
 
 
 def _labelled(results: pd.DataFrame) -> pd.DataFrame:
@@ -89,32 +94,86 @@ def longtail_table(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return pd.DataFrame(long), pd.DataFrame(wide)
 
 
-def gap_table(gap: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The synthetic-to-real gap: each metric's per-seed mean over datasets, then mean ± std over seeds."""
-    if gap.empty:
+def metric_table(frame: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """A row per synthetic set: each metric's per-seed mean over datasets, then mean ± std over seeds."""
+    if frame.empty:
         return None
-    gap = gap.assign(with_real=False)
-    gap = _labelled(gap)
-    metrics = [c for c in GAP_COLUMNS if c in gap]
+    frame = _labelled(frame.assign(with_real=False))
+    metrics = [c for c in columns if c in frame and frame[c].notna().any()]
     long, wide = [], []
-    for row in dict.fromkeys(gap.sort_values(["method", "generation"], kind="stable")["row"]):
-        sub = gap[gap["row"] == row]
+    for row in dict.fromkeys(frame.sort_values(["method", "generation"], kind="stable")["row"]):
+        sub = frame[frame["row"] == row]
         per_seed = sub.groupby("seed")[metrics].mean()
         display = {"method": row, "datasets": sub["dataset"].nunique()}
         for metric in metrics:
             mean, std, n = mean_std(per_seed[metric])
             digits = 1 if metric in ("clip_score", "centroid_similarity") else 3  # x100 scores; FD, shares
             long.append({"row": row, "metric": metric, "mean": mean, "std": std, "n_seeds": n})
-            display[GAP_COLUMNS[metric]] = cell(mean, std, n, digits)
+            display[columns[metric]] = cell(mean, std, n, digits)
         wide.append(display)
     return pd.DataFrame(long), pd.DataFrame(wide)
+
+
+def gap_table(gap: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The synthetic-to-real gap: each metric's per-seed mean over datasets, then mean ± std over seeds."""
+    return metric_table(gap, GAP_COLUMNS)
+
+
+def regime_table(gap: pd.DataFrame, spread: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The regime: each set's copy rate, nearest-shot distance and own-shot share (features, and pixels when
+    measured), with its method's heads' movement and spread (the same on every set of a method)."""
+    if gap.empty or not {"nearest_shot"} <= set(gap):
+        return None
+    if not spread.empty:
+        gap = gap.merge(spread[["dataset", "method", "seed", "moved", "spread"]], on=["dataset", "method", "seed"],
+                        how="left")
+    return metric_table(gap, REGIME_COLUMNS)
+
+
+def t_interval(diff: pd.Series) -> tuple[float, float, int]:
+    """(mean, half-width of its 95 % t-interval, n) of paired differences."""
+    from scipy import stats
+
+    diff = diff.dropna()
+    n = len(diff)
+    mean = float(diff.mean()) if n else np.nan
+    half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+    return mean, half, n
+
+
+def alpha_regime_table(gap: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Alpha as a dial between image-wise and class-wise: each dial method's nearest-shot distance (pixels when
+    measured, else features) per alpha, mean ± std over seeds, and the largest alpha minus the smallest, seed by
+    seed (paired: the same shots, LoRA and noise), with its 95 % t-interval."""
+    if gap.empty or "nearest_shot" not in gap:
+        return None
+    metric = "pixel_nearest_shot" if "pixel_nearest_shot" in gap and gap["pixel_nearest_shot"].notna().any() \
+        else "nearest_shot"
+    dial = gap[gap["alpha"].notna()]
+    long, wide = [], []
+    for (dataset, method), sub in dial.groupby(["dataset", "method"]):
+        alphas = sorted(sub["alpha"].unique())
+        if len(alphas) < 2:
+            continue
+        display = {"dataset": dataset, "method": method, "metric": REGIME_COLUMNS[metric]}
+        for alpha in alphas:
+            mean, std, n = mean_std(sub.loc[sub["alpha"] == alpha, metric])
+            display[f"α={alpha:g}"] = cell(mean, std, n, 3)
+            long.append({"dataset": dataset, "method": method, "alpha": alpha, "metric": metric, "mean": mean,
+                         "std": std, "n_seeds": n})
+        by_seed = sub.set_index(["alpha", "seed"])[metric]
+        mean, half, n = t_interval(by_seed[alphas[-1]] - by_seed[alphas[0]])
+        display[f"α={alphas[-1]:g} − α={alphas[0]:g}"] = (f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}] "
+                                                          f"({n})") if n > 1 else "–"
+        long.append({"dataset": dataset, "method": method, "alpha": "difference", "metric": metric,
+                     "mean": mean, "ci95_low": mean - half, "ci95_high": mean + half, "n_seeds": n})
+        wide.append(display)
+    return (pd.DataFrame(long), pd.DataFrame(wide)) if wide else None
 
 
 def paired_table(evaluations: pd.DataFrame, reference: str = "chimera") -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """Each method minus the reference (ChimeraLoRA at α=1 when it ran, else its first alpha), seed by seed
     (the same shots, i.e. paired), per dataset: mean difference and its 95 % t-interval over seeds."""
-    from scipy import stats
-
     results = _labelled(headline(evaluations))
     refs = [r for r in dict.fromkeys(results.loc[results["method"] == reference, "row"])]
     if not refs or results["seed"].nunique() < 2:
@@ -128,10 +187,8 @@ def paired_table(evaluations: pd.DataFrame, reference: str = "chimera") -> tuple
         sub = results[results["row"] == row].set_index(["dataset", "seed"])["accuracy"]
         display = {"method": row}
         for dataset in sorted(results["dataset"].unique()):
-            diff = (sub.get(dataset, pd.Series(dtype=float)) - ref.get(dataset, pd.Series(dtype=float))).dropna()
-            n = len(diff)
-            mean = float(diff.mean()) if n else np.nan
-            half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+            mean, half, n = t_interval(sub.get(dataset, pd.Series(dtype=float))
+                                       - ref.get(dataset, pd.Series(dtype=float)))
             long.append({"row": row, "reference": ref_row, "dataset": dataset, "mean_difference": mean,
                          "ci95_low": mean - half, "ci95_high": mean + half, "n_seeds": n})
             display[dataset] = f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] ({n})" if n > 1 else "–"

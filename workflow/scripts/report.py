@@ -7,4 +7,4 @@ start_job(snakemake.log[0], snakemake.threads)
 i = snakemake.input
 stages.report(list(i.evaluations), str(Path(snakemake.output.html).parent), gap_jsons=list(i.gap),
               tsne_pngs=list(i.tsne), grid_dirs=list(i.grids), box_quality_csvs=list(i.box_quality),
-              base_dirs=list(i.bases), judge_jsons=list(i.judges))
+              base_dirs=list(i.bases), judge_jsons=list(i.judges), spread_jsons=list(i.spreads))
