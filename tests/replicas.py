@@ -210,11 +210,12 @@ def _zip(tree: Path, arcname: str) -> bytes:
     return buffer.getvalue()
 
 
-def replica_downloads(kind: str, work: Path) -> dict[str, bytes]:
+def replica_downloads(kind: str, work: Path, **options) -> dict[str, bytes]:
     """The files a fetch of `kind` downloads (ChimeraPipe.datasets.fetch.RECIPES), made from a replica: each
     archive in the official archive's layout (EuroSAT.zip holds 2750/, FGVC's tarball fgvc-aircraft-2013b/data/,
-    Caltech's zip a nested 101_ObjectCategories.tar.gz, ...), split files as they are."""
-    src = write_replica(kind, work / "replica")
+    Caltech's zip a nested 101_ObjectCategories.tar.gz, ...), split files as they are; `options` go to
+    write_replica."""
+    src = write_replica(kind, work / "replica", **options)
     files = {p.name: p.read_bytes() for p in src.glob("split_zhou_*.json")}
     if kind == "eurosat":
         files["EuroSAT.zip"] = _zip(src / "2750", "2750")

@@ -172,3 +172,19 @@ def test_every_recipe_places_what_its_reader_expects():
     assert {"cifar-10-batches-py"} == {dest for d in fetch.recipe("cifar10").downloads for _, dest in d.members}
     isic = {dest for d in fetch.recipe("isic2018").downloads for _, dest in d.members}
     assert "ISIC2018_Task3_Training_GroundTruth" in isic and len(isic) == 6
+
+
+def test_fetch_datasets_plans_one_fetch_per_dataset_before_any_is_there(tmp_path):
+    """`snakemake fetch_datasets` plans while the datasets are still missing; demo datasets are not fetched."""
+    import yaml
+    from test_workflow import REPO, planned_jobs, snakemake
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(results=str(tmp_path / "results"), data_root=str(tmp_path / "data"))
+    config["datasets"].update(eurosat={"kind": "eurosat", "root": "eurosat"},
+                              cars={"kind": "stanford_cars", "root": "stanford_cars"})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "fetch_datasets", configfile=tmp_path / "c.yaml")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert planned_jobs(result) == {"fetch_dataset": 2, "fetch_datasets": 1}
+    assert str(tmp_path / "results" / "fetched" / "eurosat.json") in result.stdout

@@ -217,6 +217,16 @@ def _place(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _readable(folder: Path) -> None:
+    """The modes the umask gives (temporary files and folders are private): a shared models folder serves
+    the whole lab."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        with contextlib.suppress(PermissionError):   # a hard link to someone else's cache blob keeps its mode
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def _stage_snapshot(kind: str, spec: str, name: str, repo_id: str, commit: str, snapshot: Path,
                     patterns: list[str], folder: Path, expected: dict | None) -> dict:
     available = _repo_files(snapshot)
@@ -250,6 +260,7 @@ def _stage_snapshot(kind: str, spec: str, name: str, repo_id: str, commit: str, 
                     "generated": generated}
         write_json(tmp / CHECKED, {rel: _stat(tmp / rel) for rel in files})
         write_json(tmp / MANIFEST, manifest)   # last: a folder with a manifest is complete
+        _readable(tmp)
     log.info("staged %s@%s in %s (%d files)", repo_id, commit, folder, len(files))
     return manifest
 

@@ -109,8 +109,10 @@ class WorkflowConfig:
     def model_specs(self) -> dict[str, str]:
         return {kind: self.model_spec(kind) for kind in specs.MODEL_KINDS}
 
+    @functools.cache
     def hub_models(self) -> dict[str, str]:
-        """kind -> spec of the models fetch_models stages from the hub."""
+        """kind -> spec of the models fetch_models stages from the hub (cached: every job's inputs ask; treat
+        as read-only)."""
         return {kind: spec for kind, spec in self.model_specs().items() if specs.hub_spec(kind, spec)}
 
     def staged_folder(self, kind: str) -> str:
