@@ -242,3 +242,14 @@ def test_the_workflow_plans_fetch_models_first_and_hands_jobs_the_staged_folders
     detect = result.stdout.split("rule detect:")[1].split("\n\n")[0]
     assert str(shared / "hub" / "facebook--sam-vit-huge" / "manifest.json") in detect
     assert str(shared / "models.lock.json") in result.stdout
+
+
+def test_jobs_keep_off_the_hub(monkeypatch):
+    import huggingface_hub.constants
+
+    from ChimeraPipe.core.runtime import hub_offline
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    hub_offline()   # what start_job does for every rule's script but fetch_models'
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and huggingface_hub.constants.is_offline_mode()
