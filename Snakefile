@@ -28,6 +28,14 @@ include: "rules/metrics.smk"
 include: "rules/report.smk"
 
 
+# The login node's steps, the only ones that touch the network: `snakemake fetch_models` and
+# `snakemake fetch_datasets` (see README, "Running on SLURM").
+localrules:
+    fetch_models,
+    fetch_dataset,
+    fetch_datasets,
+
+
 rule all:
     input:
         f"{RESULTS}/report/report.html",

@@ -34,18 +34,26 @@ def run_dir(wc):
     return f"{RESULTS}/{wc.dataset}/shots{wc.shots}_seed{wc.seed}"
 
 
-def tiny_models(*kinds):
-    """Inputs for models the workflow builds ('tiny' ones, or a pretrained base such as 'digits-base');
-    real models are not workflow files."""
-    return [f"{RESULTS}/models/{built_model_name(k, CFG.model_spec(k))}"
+def built_models(*kinds):
+    """Models the workflow builds ('tiny' ones, or a pretrained base such as 'digits-base')."""
+    return [f"{CFG.built_models_dir}/{built_model_name(k, CFG.model_spec(k))}"
             for k in kinds if is_built_by_workflow(k, CFG.model_spec(k))]
 
 
+def model_inputs(*kinds):
+    """A job's model inputs: the built models' folders and the hub models' staging manifests (so the job waits
+    for fetch_models); local folders and .pth files are not workflow files."""
+    return built_models(*kinds) + [CFG.staged_manifest(k) for k in kinds if k in CFG.hub_models()]
+
+
 def model_locations(wildcards, input):
-    """kind -> where to load it: a built model's folder as this job sees its input, else the config's spec."""
+    """kind -> where to load it: a built model's folder as this job sees its input, a hub model's staged
+    folder, else the config's spec."""
     kinds = {**{f"tiny-{k}": k for k in MODEL_KINDS}, **BUILT_SPECS}
     built = {kinds[Path(p).name]: p for p in input.get("models", []) if Path(p).name in kinds}
-    return {kind: built.get(kind, spec) for kind, spec in CFG.model_specs().items()}
+    hub = CFG.hub_models()
+    return {kind: built.get(kind, CFG.staged_folder(kind) if kind in hub else spec)
+            for kind, spec in CFG.model_specs().items()}
 
 
 def dataset_input(wc):
@@ -57,7 +65,7 @@ def part_classes(wc):
 
 
 def detect_models(wc):
-    return tiny_models("grounding_dino", "sam") if wc.backend == "grounded_sam" else []
+    return model_inputs("grounding_dino", "sam") if wc.backend == "grounded_sam" else []
 
 
 def views_index_for_method(wc):
@@ -77,12 +85,12 @@ def crop_boxes(wc):
 
 def classifier_models():
     """The CLIP the classifier fine-tunes, when the workflow builds it (the cnn backend needs none)."""
-    return tiny_models("clip") if CFG.classify_settings()["backend"] == "clip" else []
+    return model_inputs("clip") if CFG.classify_settings()["backend"] == "clip" else []
 
 
 def generate_models(wc):
     """The diffusion model, and CLIP for methods that filter their images with it."""
-    return tiny_models("diffusion", *(["clip"] if option(CFG.method(wc.method), "clip_filter") else []))
+    return model_inputs("diffusion", *(["clip"] if option(CFG.method(wc.method), "clip_filter") else []))
 
 
 def adapter_index_for(wc):
@@ -148,7 +156,7 @@ def embedding_models(wc):
     """The model a feature extractor loads: the dataset's judge, or a model the workflow builds."""
     if EXTRACTOR_MODEL[wc.features] == "judge":
         return [f"{RESULTS}/{wc.dataset}/judge/judge.safetensors"]
-    return tiny_models(EXTRACTOR_MODEL[wc.features])
+    return model_inputs(EXTRACTOR_MODEL[wc.features])
 
 
 def embedding_model_locations(wildcards, input):
@@ -192,7 +200,7 @@ def spread_results():
 
 def pretrained_bases():
     """Base models the workflow pretrains (not the tiny random ones): the report shows their check."""
-    return tiny_models("diffusion") if CFG.model_spec("diffusion") in BUILT_SPECS else []
+    return built_models("diffusion") if CFG.model_spec("diffusion") in BUILT_SPECS else []
 
 
 def judge_reports():

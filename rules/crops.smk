@@ -2,7 +2,7 @@ rule crops:
     input:
         split=f"{RESULTS}/{{dataset}}/split/shots{{shots}}_seed{{seed}}.csv",
         boxes=crop_boxes,
-        models=tiny_models("diffusion"),
+        models=model_inputs("diffusion"),
     output:
         index=f"{RUN}/crops/{{views}}/parts/{{part}}.json",
     params:

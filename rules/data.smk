@@ -88,3 +88,31 @@ rule split:
         "../envs/chimerapipe.yaml"
     script:
         "../workflow/scripts/split.py"
+
+
+# Fetching the datasets is its own step (`snakemake fetch_datasets`, on the login node): the workflow plans from
+# the datasets' metadata, so they must be in place before it runs. Demo datasets are made by the workflow.
+rule fetch_dataset:
+    output:
+        f"{RESULTS}/fetched/{{dataset}}.json",
+    params:
+        kind=lambda wc: CFG.dataset_kind(wc.dataset),
+        root=lambda wc: CFG.dataset_root(wc.dataset),
+        urls=lambda wc: CFG.dataset(wc.dataset).urls,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=600,
+    log:
+        f"{RESULTS}/logs/fetch_dataset/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch_dataset/{{dataset}}.tsv"
+    conda:
+        "../envs/chimerapipe.yaml"
+    script:
+        "../workflow/scripts/fetch_dataset.py"
+
+
+rule fetch_datasets:
+    input:
+        [f"{RESULTS}/fetched/{d}.json" for d in CFG.datasets if not CFG.is_demo(d)],

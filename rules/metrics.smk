@@ -87,7 +87,7 @@ rule embed_synth:
 
 rule embed_prompts:
     input:
-        models=tiny_models("clip"),
+        models=model_inputs("clip"),
     output:
         f"{RESULTS}/{{dataset}}/embeddings/clip/prompts.safetensors",
         f"{RESULTS}/{{dataset}}/embeddings/clip/prompts.csv",

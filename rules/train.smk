@@ -1,7 +1,7 @@
 rule train:
     input:
         views=views_index_for_method,
-        models=tiny_models("diffusion"),
+        models=model_inputs("diffusion"),
     output:
         index=f"{RUN}/lora/{{method}}/parts/{{part}}.json",
     params:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,113 @@ def write_replica(kind: str, root: str | Path, n_classes: int | None = None, **o
     if kind == "imagefolder":
         return write_imagefolder(root, **options)
     return write_coop(kind, root, **options)
+
+
+# --- replica downloads: the official archives' layouts, served from 127.0.0.1 ----------------------------------
+
+def _tar_gz(tree: Path, arcname: str) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(tree, arcname=arcname)
+    return buffer.getvalue()
+
+
+def _zip(tree: Path, arcname: str) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(tree.rglob("*")):
+            archive.write(path, f"{arcname}/{path.relative_to(tree).as_posix()}")
+    return buffer.getvalue()
+
+
+def replica_downloads(kind: str, work: Path, **options) -> dict[str, bytes]:
+    """The files a fetch of `kind` downloads (ChimeraPipe.datasets.fetch.RECIPES), made from a replica: each
+    archive in the official archive's layout (EuroSAT.zip holds 2750/, FGVC's tarball fgvc-aircraft-2013b/data/,
+    Caltech's zip a nested 101_ObjectCategories.tar.gz, ...), split files as they are; `options` go to
+    write_replica."""
+    src = write_replica(kind, work / "replica", **options)
+    files = {p.name: p.read_bytes() for p in src.glob("split_zhou_*.json")}
+    if kind == "eurosat":
+        files["EuroSAT.zip"] = _zip(src / "2750", "2750")
+    elif kind == "fgvc_aircraft":
+        files["fgvc-aircraft-2013b.tar.gz"] = _tar_gz(src, "fgvc-aircraft-2013b/data")
+    elif kind == "caltech101":
+        inner = work / "caltech-101"
+        inner.mkdir(parents=True, exist_ok=True)
+        (inner / "101_ObjectCategories.tar.gz").write_bytes(_tar_gz(src / "101_ObjectCategories",
+                                                                    "101_ObjectCategories"))
+        files["caltech-101.zip"] = _zip(inner, "caltech-101")
+    elif kind == "dtd":
+        for folder in ("imdb", "labels"):
+            (src / folder).mkdir(exist_ok=True)
+            (src / folder / "README").write_text(folder)
+        tree = work / "dtd-tree"
+        shutil.copytree(src, tree / "dtd", ignore=shutil.ignore_patterns("split_zhou_*"))
+        files["dtd-r1.0.1.tar.gz"] = _tar_gz(tree / "dtd", "dtd")
+    elif kind == "cifar10":
+        files["cifar-10-python.tar.gz"] = _tar_gz(src / "cifar-10-batches-py", "cifar-10-batches-py")
+    else:
+        raise ValueError(f"no replica downloads for {kind}")
+    return files
+
+
+class FileServer:
+    """A local HTTP server (127.0.0.1, a free port, a daemon thread that stops itself after `lifetime_s`)
+    serving `files` by name, with Range requests; `cut` makes the next responses break off half-way and
+    `corrupt` flips a byte of the named files. `requests` logs (path, Range header) of each request."""
+
+    def __init__(self, files: dict[str, bytes], lifetime_s: float = 120.0):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files, self.cut, self.corrupt, self.requests = dict(files), 0, set(), []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):   # noqa: N802 - the http.server API
+                name = self.path.lstrip("/")
+                server.requests.append((name, self.headers.get("Range")))
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                data = server.files[name]
+                if name in server.corrupt:
+                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
+                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                if server.cut:
+                    server.cut -= 1
+                    self.wfile.write(data[start:start + (len(data) - start) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data[start:])
+
+            def log_message(self, *_):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.timer = threading.Timer(lifetime_s, self.stop)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def urls(self, names=None) -> dict[str, str]:
+        return {name: f"{self.base}/{name}" for name in (names if names is not None else self.files)}
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -74,8 +75,20 @@ def setup_logging(log_file: str | Path | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def start_job(log_file: str | Path | None, threads: int | None = None) -> None:
-    """What every rule's script does first: log to the rule's log, and use the cores it was given."""
+def hub_offline() -> None:
+    """No Hugging Face hub access from here on (HF_HUB_OFFLINE=1): jobs load staged folders only, so a hub id
+    that slipped through fails at once instead of racing a thousand jobs on one cache."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:   # already imported: it read the variable at import time
+        constants.HF_HUB_OFFLINE = True
+
+
+def start_job(log_file: str | Path | None, threads: int | None = None, offline: bool = True) -> None:
+    """What every rule's script does first: log to the rule's log, use the cores it was given, and keep off the
+    hub (`offline=False` only for the fetch step)."""
     setup_logging(log_file)
+    if offline:
+        hub_offline()
     if threads:
         torch.set_num_threads(max(1, int(threads)))

@@ -16,6 +16,7 @@ from ..core.names import FIXED_TAG, HEAD_TAG, REAL_TAG, alpha_tag, eval_tag, tag
 from ..datasets.demo import demo_classes
 from ..metrics.features import EXTRACTORS
 from ..models import specs
+from ..models.staging import MANIFEST
 from . import parts, presets
 from .settings import (
     ClassifierConfig,
@@ -80,7 +81,7 @@ class WorkflowConfig:
             spec = self.model_spec(kind)
             if not specs.is_built_by_workflow(kind, spec):
                 try:
-                    specs.resolve_model(kind, spec, self.models_dir)
+                    specs.resolve_model(kind, spec, self.built_models_dir)
                 except specs.ModelSpecError as err:
                     raise ConfigError(str(err)) from None
         for name in self.datasets:
@@ -93,14 +94,43 @@ class WorkflowConfig:
             getattr(self, f"{section}_settings")()
 
     @property
-    def models_dir(self) -> str:
+    def built_models_dir(self) -> str:
+        """Where the models the workflow builds (tiny, digits-base) live: <results>/models."""
         return f"{self.results}/models"
+
+    @property
+    def models_dir(self) -> str:
+        """Staged hub models and their lock file: `models_dir`, else <results>/models."""
+        return str(Path(self.run.models_dir).expanduser()) if self.run.models_dir else self.built_models_dir
 
     def model_spec(self, kind: str) -> str:
         return getattr(self.models, kind)
 
     def model_specs(self) -> dict[str, str]:
         return {kind: self.model_spec(kind) for kind in specs.MODEL_KINDS}
+
+    @functools.cache
+    def hub_models(self) -> dict[str, str]:
+        """kind -> spec of the models fetch_models stages from the hub (cached: every job's inputs ask; treat
+        as read-only)."""
+        return {kind: spec for kind, spec in self.model_specs().items() if specs.hub_spec(kind, spec)}
+
+    def staged_folder(self, kind: str) -> str:
+        return str(specs.staged_folder(specs.hub_spec(kind, self.model_spec(kind))[0], self.models_dir))
+
+    def staged_manifest(self, kind: str) -> str:
+        """The manifest fetch_models writes for a hub model: jobs that load it wait for it."""
+        return f"{self.staged_folder(kind)}/{MANIFEST}"
+
+    def model_location(self, kind: str) -> str:
+        """Where jobs load a model from: a hub model's staged folder, a built model's folder, else the spec (a
+        local folder or a SAM .pth file)."""
+        spec = self.model_spec(kind)
+        if kind in self.hub_models():
+            return self.staged_folder(kind)
+        if specs.is_built_by_workflow(kind, spec):
+            return f"{self.built_models_dir}/{specs.built_model_name(kind, spec)}"
+        return str(Path(spec).expanduser())
 
     # --- datasets ---------------------------------------------------------------------------------------
 

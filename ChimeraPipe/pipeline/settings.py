@@ -24,6 +24,7 @@ class RunSettings:
     results: str = "results"              # every output goes under it
     device: str = "auto"                  # auto (cuda when available), cpu, cuda[:N]
     data_root: str | None = None          # relative dataset roots lie under it
+    models_dir: str | None = None         # staged hub models and their lock; None: <results>/models (may be shared)
     shots: int = 4                        # K real images per class = LoRA heads
     seeds: tuple[int, ...] = (0,)
     methods: tuple[str, ...] = ("real", "chimera")
@@ -62,6 +63,7 @@ class DatasetSettings:
     num_images: int | list[int] | None = None   # None: the run's num_images
     tsne_class: str | None = None               # None: the first class with synthetic images
     longtail: dict | None = None                # LongtailSettings' keys; None: a few-shot dataset
+    urls: dict[str, str] | None = None          # fetch: archive file name -> URL replacing the official one
 
 
 @dataclass

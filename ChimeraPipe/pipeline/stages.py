@@ -1,7 +1,8 @@
 """One plain function per workflow stage: paths and settings in, files out. Snakemake rules call these
 through thin scripts; a library user can call them directly.
 
-`models` maps a model kind to the location to load it from (a folder, or what from_pretrained takes);
+`models` maps a model kind to the location to load it from (a folder, or what from_pretrained takes); a hub
+model's location is its staged folder (models/staging.py), checked against its manifest when the stage starts;
 `settings` are a section's canonical settings (pipeline/settings.py), complete, as the rules pass them.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..metrics.features import EXTRACTORS, feature_extractor
 from ..metrics.pixels import grey_thumbnails
 from ..metrics.spread import method_spread
 from ..metrics.tsne import write_tsne_plot
+from ..models.staging import is_staged, model_identity, verify_staged
 from ..report import build_report, write_image_grid, write_sample_grid
 from .parts import PartIndexError, class_files, run_class_groups, run_classes, write_index
 from .presets import option
@@ -47,6 +49,15 @@ from .settings import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def checked_models(models: dict | None) -> dict:
+    """`models` as given, after the job-start check of every location that is a staged hub folder (sizes, and
+    SHA-256 of files changed since their last check): a missing or changed file stops the job, naming it."""
+    for location in (models or {}).values():
+        if isinstance(location, str | Path) and is_staged(location):
+            verify_staged(location, full=False)
+    return models
 
 
 def shots_by_class(split_csv: str | Path, classes: list[str]) -> dict[str, pd.DataFrame]:
@@ -112,7 +123,7 @@ def detect_part(split_csv: str, classes: list[str], backend: str, out_csv: str, 
     """Boxes of the part's reference images: one CSV (a `class` column first) and a preview, a row per class.
     `settings`: the detect section and the dataset's Grounding-DINO `noun`."""
     shots = shots_by_class(split_csv, classes)
-    boxes_of = _detector(backend, root, models, settings, settings["noun"], device)
+    boxes_of = _detector(backend, root, checked_models(models), settings, settings["noun"], device)
     frames, rows = [], []
     for cls in classes:
         paths = list(shots[cls]["path"])
@@ -136,7 +147,7 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
     center (LoFT's one centre crop)."""
     from diffusers import AutoencoderKL
 
-    mode = settings["mode"]
+    mode, models = settings["mode"], checked_models(models)
     boxes, root, shots = pd.read_csv(boxes_csv), class_folders(out_index), shots_by_class(split_csv, classes)
     device = pick_device(device)
     vae = AutoencoderKL.from_pretrained(models["diffusion"], subfolder="vae").to(device).eval()
@@ -145,7 +156,7 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
     views_per_image = 1 if mode == "center" else settings["views_per_image"]  # LoFT: one fixed view
 
     def inputs(cls):
-        return {"settings": settings, "seed": seed, "vae": models["diffusion"], "device": device,
+        return {"settings": settings, "seed": seed, "vae": model_identity(models["diffusion"]), "device": device,
                 "shots": shots[cls]["path"].tolist(), "boxes": boxes[boxes["class"] == cls].to_dict("records")}
 
     def outputs(cls):
@@ -164,13 +175,15 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
     """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index; the classes
     not done yet train together, `classes_per_step` at a time, each group resuming from its own checkpoint."""
     cfg = settings_dataclass(LoraTrainConfig, train_settings, "train")
-    diffusion, views, root = models["diffusion"], class_files([views_index], "views"), class_folders(out_index)
+    diffusion = checked_models(models)["diffusion"]
+    views, root = class_files([views_index], "views"), class_folders(out_index)
     missing = [c for c in classes if c not in views]
     if missing:
         raise PartIndexError(f"{views_index}: no view cache for classes {missing}")
 
     def inputs(cls):
-        return {"train": train_settings, "prompt": prompt_of(cls, names, prompt_prefix), "diffusion": diffusion,
+        return {"train": train_settings, "prompt": prompt_of(cls, names, prompt_prefix),
+                "diffusion": model_identity(diffusion),
                 "views": file_digest(views[cls])}
 
     def outputs(cls):
@@ -194,7 +207,7 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
 
     Real guidance (method `guidance: real`) starts from the class's shots in `split_csv`; the CLIP filter
     (`clip_filter: true`) judges each image against the prompts of `all_classes` (the whole dataset)."""
-    diffusion, root = models["diffusion"], class_folders(out_index)
+    diffusion, root = checked_models(models)["diffusion"], class_folders(out_index)
     generation = settings_dataclass(GenerationSettings, settings, "generate")
     device = pick_device(device)
     adapters = class_files([adapter_index], "adapter") if adapter_index else {}
@@ -216,7 +229,7 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
 
     def inputs(cls):
         return {"method": method, "alpha": alpha, "num_images": num_images, "settings": settings, "seed": seed,
-                "prompt": prompt_of(cls, names, prompt_prefix), "diffusion": diffusion,
+                "prompt": prompt_of(cls, names, prompt_prefix), "diffusion": model_identity(diffusion),
                 "adapter": file_digest(adapters[cls]) if cls in adapters else None,
                 "shots": list(shots[cls]["path"]) if real else None,
                 "filter": clip_filter.fingerprint() if clip_filter else None}
@@ -267,7 +280,7 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
     """Train the classifier of one method on the first `num_images` synthetic images per class (all when
     None); with `select: val` the dataset's val split (from the table) picks the epoch. The text head reads
     the classes' display names. Resumes from its last finished epoch."""
-    cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify")
+    cfg, models = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify"), checked_models(models)
     manifests = list(class_files(synth_indexes, "manifest").values())
     table = classifier_table(split_csv, manifests, classes, cfg.with_real, num_images)
     val = None
@@ -367,7 +380,7 @@ def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: 
           batch_size: int = 64, num_workers: int = 0) -> None:
     """Embeddings of an image set in the `features` space (its extractor's model from `models`; one file per
     set, reused by every metric)."""
-    location = models[EXTRACTORS[features].model_kind]
+    location = checked_models(models)[EXTRACTORS[features].model_kind]
     extractor = feature_extractor(features, location, pick_device(device), batch_size, num_workers)
     emb = extractor.embed_images(list(rows["path"]))
     if getattr(extractor, "predicted", None) is not None:  # a classifier's features: keep its verdicts
@@ -379,7 +392,7 @@ def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | N
                   device: str = "auto") -> None:
     """CLIP text embeddings of the class prompts (rows: prompt, class), for the CLIP score."""
     prompts = [prompt_of(c, names, prompt_prefix) for c in classes]
-    extractor = feature_extractor("clip", models["clip"], pick_device(device))
+    extractor = feature_extractor("clip", checked_models(models)["clip"], pick_device(device))
     embeddings.write_embeddings(out, pd.DataFrame({"path": prompts, "class": classes}),
                                 extractor.embed_texts(prompts), "clip")
 
@@ -444,3 +457,21 @@ def pretrain_base(out_dir: str, settings: dict) -> dict:
 
     cfg = settings_dataclass(PretrainSettings, settings, "pretrain")
     return pretrain(out_dir, cfg, source_judge_settings(cfg))
+
+
+# --- fetching (the login node's steps: the only ones that touch the network) --------------------------------
+
+def fetch_models(specs: dict[str, str], models_dir: str) -> dict:
+    """Stage every hub model of `specs` (kind -> spec) into models_dir and write its lock file."""
+    from ..models.staging import fetch_models as stage_all
+
+    return stage_all(dict(specs), models_dir)
+
+
+def fetch_dataset(kind: str, root: str, out_json: str, *, name: str, urls: dict | None = None) -> None:
+    """Fetch a dataset into its root; the stamp (written last) records every download with its checksums."""
+    from ..datasets.fetch import fetch_dataset as fetch
+
+    records = fetch(kind, root, urls)
+    datasets.dataset_classes(kind, root)   # the reader finds its layout
+    write_json(out_json, {"dataset": name, "kind": kind, "root": str(root), "downloads": records})
