@@ -189,7 +189,7 @@ rule train_judge:
 rule lora_spread:
     input:
         adapters=lambda wc: [f"{run_dir(wc)}/lora/{wc.method}/parts/{part}.json" for part in CFG.parts(wc.dataset)],
-        models=tiny_models("diffusion"),
+        models=model_inputs("diffusion"),
     output:
         f"{RUN}/lora/{{method}}/spread.json",
     params:

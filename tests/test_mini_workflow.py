@@ -21,11 +21,11 @@ def mini_run(tmp_path_factory):
     config = yaml.safe_load((REPO / "config" / "mini.yaml").read_text())
     results = root / "results"
     config.update(results=str(results), seeds=[0], methods=["real", "text2img", "loft", "chimera"],
-                  alpha=[0.1, 1.0], num_images=20, train={"steps": 100, "checkpoint_every": 50, "warmup_steps": 10})
+                  alpha=[0.1, 1.0], num_images=20, train={"steps": 100, "checkpoint_every": 50})
     config["datasets"]["digits"]["root"] = str(results / "data" / "digits")
     config["classify"].update(epochs=15)
     config["pretrain"].update(unet_steps=800, vae_steps=400, check_images=3000, check_samples=20)
-    config["metrics"].update(judge_epochs=15)
+    config["metrics"].update(judge_epochs=15, head_images=8)
     path = root / "mini.yaml"
     path.write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--max-threads", "1", "--directory", str(REPO),
@@ -63,10 +63,27 @@ def test_fine_tuning_moves_the_synthetic_set_toward_the_target(mini_run):
 @pytest.mark.slow
 def test_mini_report_has_the_experiment_tables(mini_run):
     page = (mini_run / "report" / "report.html").read_text()
-    for title in ("Few-shot classification", "Synthetic-to-real gap", "Alpha sweep", "Sample grids",
+    for title in ("Few-shot classification", "Synthetic-to-real gap", "Regime", "Alpha sweep", "Sample grids",
                   "Models the workflow trained"):
         assert f">{title}</h2>" in page
     gap = pd.read_csv(mini_run / "report" / "tables" / "gap_by_dataset.csv")
     assert gap["class_accuracy"].between(0, 1).all() and (gap["features"] == "judge").all()
     accuracy = pd.read_csv(mini_run / "report" / "accuracy.csv")
     assert accuracy["mean"].between(0, 100).all()
+
+
+@pytest.mark.slow
+def test_mini_regime_metrics_for_every_set(mini_run):
+    run = mini_run / "digits" / "shots4_seed0"
+    for method, tag in (("text2img", "fixed"), ("loft", "fixed"), ("loft", "onehead"), ("chimera", "onehead"),
+                        ("chimera", "alpha0.1")):
+        summary = json.loads((run / "metrics" / method / f"{tag}.json").read_text())["summary"]
+        for key in ("copy_rate", "pixel_copy_rate"):
+            assert 0 <= summary[key] <= 1, (method, tag, key)
+        assert summary["pixel_nearest_shot"] > 0 and summary["nearest_shot"] > 0
+        assert (summary["own_shot"] == summary["own_shot"]) == (tag == "onehead")   # NaN unless one head
+    assert len(pd.read_csv(run / "synth" / "chimera" / "onehead" / "zero" / "manifest.csv")) == 8
+    spread = json.loads((run / "lora" / "chimera" / "spread.json").read_text())["summary"]
+    assert spread["moved"] > 0 and spread["spread"] > 0
+    regime = pd.read_csv(mini_run / "report" / "tables" / "regime.csv")
+    assert {"chimera (one head)", "loft (one head)"} <= set(regime["row"])

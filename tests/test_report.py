@@ -146,7 +146,8 @@ def test_regime_and_alpha_dial_tables_by_hand():
                            for s in (0, 1)])
     long, wide = regime_table(gap, spread)
     one_head = wide[wide["method"] == "chimera (one head)"].iloc[0]
-    assert one_head["own shot (one head)"] == "0.900 ± 0.000 (2)" and one_head["heads' spread / |W0|"].startswith("0.020")
+    assert one_head["own shot (one head)"] == "0.900 ± 0.000 (2)"
+    assert one_head["heads' spread / |W0|"].startswith("0.020")
     assert wide[wide["method"] == "chimera (α=0.1)"].iloc[0]["nearest shot"] == "0.110 ± 0.014 (2)"
     long, wide = alpha_regime_table(gap)
     # pixels measured: the dial reads them; alpha 10 - alpha 0.1 = 0.10 on both seeds (paired): no spread

@@ -30,7 +30,8 @@ class ClipBackend:
         self.model.to(device)
         self.logit_scale = self.model.logit_scale.exp().detach()
         self.train_transform = clip_train_transform(preprocess_size(self.eval_transform),
-                                                    *preprocess_stats(self.eval_transform), cfg.augment)
+                                                    *preprocess_stats(self.eval_transform), cfg.augment,
+                                                    cfg.crop_first)
         self._text = None
 
     @property

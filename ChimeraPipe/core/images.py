@@ -16,7 +16,7 @@ class ImageLoadError(ValueError):
     """An image file that cannot be read; the message names the file and the reason."""
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit grey: rescale to the observed range, not by a fixed shift (many files use 12 bits).
         arr = np.asarray(image, dtype=np.float64)
@@ -57,7 +57,7 @@ def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
         with Image.open(source) as image:
             image.load()  # forces a full decode: truncated files fail here, not later
             image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb(image)
+            rgb = to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageLoadError(f"{path}: cannot read image ({err})") from err
     if rgb.width < 1 or rgb.height < 1:

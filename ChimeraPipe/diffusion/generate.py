@@ -30,6 +30,7 @@ from ..core.runtime import resolve_precision
 from ..core.shards import ShardStore, encode
 from ..lora.adapter import load_adapter
 from ..lora.layer import head_weights
+from ..models.staging import model_identity
 from .clip_filter import ClipFilter
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ def pixel_fingerprint(diffusion_path: str, adapter_path: str | Path | None, prom
     Left out on purpose: the image count (image j depends only on j) and the batch size (a resumed run
     re-batches anyway; batch composition moves pixels by at most one grey level). The stored bytes depend
     on the format and quality too (the shard size only groups them)."""
-    return {"diffusion": str(diffusion_path), "adapter": file_digest(adapter_path) if adapter_path else None,
+    return {"diffusion": model_identity(str(diffusion_path)),
+            "adapter": file_digest(adapter_path) if adapter_path else None,
             "format": settings.format, "quality": settings.quality if settings.format != "png" else None,
             "prompt": prompt, "mixing": mixing, "alpha": float(alpha) if mixing == "dirichlet" else None,
             "seed": seed, "guidance_scale": float(settings.guidance_scale), "steps": settings.steps,

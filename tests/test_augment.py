@@ -1,0 +1,96 @@
+"""The classifier's two orders of the anchors' recipe give views with the same statistics."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from ChimeraPipe.classify.augment import AnchorViews, clip_train_transform
+
+MEAN, STD = (0.481, 0.458, 0.408), (0.269, 0.261, 0.276)
+N = 200
+
+
+@pytest.fixture(scope="module")
+def photo_jpeg(tmp_path_factory):
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        photo = Image.open(handle).convert("RGB").resize((512, 384), Image.Resampling.LANCZOS)
+    path = tmp_path_factory.mktemp("photo") / "photo.jpg"
+    photo.save(path, quality=95)
+    return path
+
+
+def record(monkeypatch, cls):
+    """Record every parameter draw of a torchvision transform class (what both orders call)."""
+    seen, original = [], cls.make_params
+
+    def spy(self, flat_inputs):
+        params = original(self, flat_inputs)
+        seen.append(params)
+        return params
+
+    monkeypatch.setattr(cls, "make_params", spy)
+    return seen
+
+
+def views(transform, path, fast):
+    torch.manual_seed(0)
+    from ChimeraPipe.core.images import load_rgb
+
+    return [transform.from_path(path) if fast else transform(load_rgb(path)) for _ in range(N)]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_both_orders_draw_the_anchors_crops_and_jitters(monkeypatch, photo_jpeg, fast):
+    crops = record(monkeypatch, v2.RandomResizedCrop)
+    jitters = record(monkeypatch, v2.ColorJitter)
+    transform = clip_train_transform(224, MEAN, STD, "anchor", crop_first=fast)
+    out = views(transform, photo_jpeg, fast)
+    assert all(v.shape == (3, 224, 224) and v.dtype == torch.float32 for v in out)
+    area = np.array([c["width"] * c["height"] for c in crops]) / (512 * 384)
+    ratio = np.array([c["width"] / c["height"] for c in crops])
+    assert len(crops) == N and area.min() >= 0.24 and area.max() <= 1.0 and 0.74 <= ratio.min() <= ratio.max() <= 1.34
+    assert 0.42 < np.median(area) < 0.75      # U(0.25, 1) in area, less the draws a 4:3 image cannot hold
+    assert 0.7 * N <= len(jitters) <= 0.9 * N                                   # applied with p 0.8
+    brightness = np.array([j["brightness_factor"] for j in jitters])
+    hue = np.array([j["hue_factor"] for j in jitters])
+    assert brightness.min() >= 0.6 and brightness.max() <= 1.4 and hue.min() >= -0.1 and hue.max() <= 0.1
+    grey = np.mean([bool(torch.allclose(v[0] * STD[0] + MEAN[0], v[1] * STD[1] + MEAN[1], atol=2 / 255)) for v in out])
+    assert 0.1 <= grey <= 0.3                                                    # grey with p 0.2
+
+
+def test_the_two_orders_give_views_of_the_same_pixel_statistics(photo_jpeg):
+    fast = torch.stack(views(AnchorViews(224, MEAN, STD), photo_jpeg, True))
+    reference = torch.stack(views(clip_train_transform(224, MEAN, STD, "anchor", crop_first=False), photo_jpeg, False))
+    for stat in (lambda x: x.mean((1, 2, 3)), lambda x: x.std((1, 2, 3))):   # per view: brightness and contrast
+        a, b = stat(fast).numpy(), stat(reference).numpy()
+        pooled = np.sqrt((a.var() + b.var()) / 2)
+        assert abs(a.mean() - b.mean()) < 0.25 * pooled                          # means within a quarter sd
+        assert 0.75 < a.std() / b.std() < 1.33
+
+
+def test_a_jpeg_is_decoded_no_larger_than_its_crop_needs(photo_jpeg, tmp_path, monkeypatch):
+    big = tmp_path / "big.jpg"
+    Image.open(photo_jpeg).resize((1024, 768)).save(big, quality=95)
+    transform = AnchorViews(224, MEAN, STD)
+    sizes, original = [], Image.Image.resize
+
+    def spy(self, size, *args, **kwargs):
+        sizes.append(self.size)
+        return original(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    for crop, decoded in (((960, 768), (512, 384)),    # half scale still gives the crop 480 x 384 >= 224 px
+                          ((440, 400), (1024, 768))):  # a smaller crop needs every pixel (200 < 224 at half)
+        monkeypatch.setattr(transform.crop, "make_params",
+                            lambda _, w=crop[0], h=crop[1]: dict(top=0, left=0, height=h, width=w))
+        sizes.clear()
+        assert transform.view(big).size == (224, 224) and sizes[0] == decoded
+    png = tmp_path / "big.png"
+    Image.open(big).save(png)
+    monkeypatch.setattr(transform.crop, "make_params", lambda _: dict(top=0, left=0, height=768, width=960))
+    sizes.clear()
+    transform.view(png)
+    assert sizes[0] == (1024, 768)      # no DCT scaling for a PNG
