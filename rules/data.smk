@@ -28,7 +28,7 @@ rule dataset_table:
         root=lambda wc: CFG.dataset_root(wc.dataset),
         naming=lambda wc: CFG.dataset(wc.dataset).class_names,
         on_missing=lambda wc: CFG.dataset(wc.dataset).on_missing,
-        decoded=lambda wc: f"{RESULTS}/{wc.dataset}/decoded",
+        decoded=lambda wc: CFG.decoded_dir(wc.dataset),
     threads: 1
     resources:
         mem_mb=4000,

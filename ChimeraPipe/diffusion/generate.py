@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..boxes.crops import apply_crop, sample_crop
 from ..core.hashing import file_digest, stable_seed
-from ..core.images import load_rgb
+from ..core.images import image_bytes, load_rgb
 from ..core.io import save_image, write_csv, write_json
 from ..core.runtime import resolve_precision
 from ..lora.adapter import load_adapter
@@ -33,6 +33,17 @@ from .clip_filter import ClipFilter
 log = logging.getLogger(__name__)
 FILTER_LOG = "clip_filter.csv"
 MIXINGS = ("dirichlet", "pairs", "uniform", "single")
+IMAGE_FORMAT = "png"   # generate_class writes one PNG per image (core.io.save_image)
+
+
+def class_set_footprint(count: int, resolution: int, candidates: int | None = None) -> tuple[int, int]:
+    """(files, bytes) that one class's synthetic set of `count` images leaves on disk: one image file each
+    (every candidate made, `candidates` >= count, where the CLIP filter judges more), the manifest, the
+    settings stamp, the part stage's done stamp and, when filtered, the filter's decisions. The one place
+    that knows how generate_class stores a set; bytes are estimates (core.images.BYTES_PER_PIXEL)."""
+    made = count if candidates is None else max(count, candidates)
+    files = made + 3 + (candidates is not None)
+    return files, made * image_bytes(resolution, IMAGE_FORMAT)
 
 
 def check_alpha(alpha: float | None) -> float:
