@@ -7,6 +7,8 @@ rule report:
         box_quality=[p.replace(".md", ".csv") for p in box_quality_reports()],
         bases=pretrained_bases(),
         judges=judge_reports(),
+        classifiers=classifier_descriptions,
+        synth=synth_part_indexes,
     output:
         table=f"{RESULTS}/report/accuracy.csv",
         markdown=f"{RESULTS}/report/accuracy.md",
@@ -14,6 +16,10 @@ rule report:
         html=f"{RESULTS}/report/report.html",
         tables=directory(f"{RESULTS}/report/tables"),
         figures=directory(f"{RESULTS}/report/figures"),
+        provenance=f"{RESULTS}/report/provenance.json",
+    params:
+        run=run_provenance,
+        results=lambda wc, output: str(Path(output.html).parents[1]),  # benchmarks/ lies under it
     threads: 1
     resources:
         mem_mb=4000,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.hashing import file_digest
+from .specs import BUILT_SPECS
 
 LOCK_FILE = "models.lock.json"
 MANIFEST = "manifest.json"
@@ -126,3 +127,25 @@ def verify_staged(model: StagedModel, checksums: bool = True) -> StagedModel:
         elif checksums and file_digest(local) != meta["sha256"]:
             model.problems.append(f"{local}: SHA-256 differs from the lock's: run {FETCH_HINT}")
     return model
+
+
+def describe_model(kind: str, spec: str, models_dir: str | Path) -> dict:
+    """What a model spec stands for, for a report to cite: random weights (`tiny`), built by the workflow, a
+    local path, or a staged hub model with its id, revision and the SHA-256 of its weight files (the lock's)."""
+    if spec == "tiny":
+        return {"kind": kind, "spec": spec, "weights": "random (tiny, built offline by the workflow)"}
+    if BUILT_SPECS.get(spec) == kind:
+        return {"kind": kind, "spec": spec, "weights": "pretrained by the workflow (rule pretrain_base)"}
+    local = Path(spec).expanduser()
+    if local.exists():
+        manifest = read_manifest(local) if local.is_dir() else None
+        described = {"kind": kind, "spec": spec, "weights": f"local {'folder' if local.is_dir() else 'file'}"}
+        if manifest is not None:
+            described.update(id=manifest.get("id"), revision=manifest.get("revision"),
+                             sha256=weight_files(manifest["files"]))
+        return described
+    model = staged_model(kind, spec, models_dir)
+    if model.id is None or model.problems:
+        return {"kind": kind, "spec": spec, "weights": "hub model, not staged: " + "; ".join(model.problems)}
+    return {"kind": kind, "spec": spec, "weights": "hub model, staged", "id": model.id, "revision": model.revision,
+            "sha256": weight_files(model.files)}
