@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo mini test test-fast test-report test-slurm lint install clean
+.PHONY: demo mini preflight test test-fast test-report test-slurm lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ MINI_CONFIGS = config/mini.yaml $(if $(BASE),config/mini_base$(BASE).yaml)
 mini: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --cores 2 --max-threads 1 --configfile $(MINI_CONFIGS)
 	@echo "Report: results_mini$(if $(BASE),_base$(BASE))/report/report.html"
+
+# Check a config before running or submitting it (`make preflight CONFIG=config/paper_fewshot.yaml`; without CONFIG
+# the embedded default): every dataset, model, the GPU, the free space, and the run's images, jobs and bytes.
+# Exits non-zero on any blocker. The report is also in <results>/logs/preflight.log.
+CONFIG ?=
+preflight: $(STAMP)
+	$(BIN)/snakemake preflight --cores 1 $(if $(CONFIG),--configfile $(CONFIG))
 
 # Everything (CI's gate); the slowest tests are listed at the end.
 test: $(STAMP)

@@ -26,6 +26,7 @@ include: "rules/classify.smk"
 include: "rules/evaluate.smk"
 include: "rules/metrics.smk"
 include: "rules/report.smk"
+include: "rules/preflight.smk"
 
 
 # The login node's steps, the only ones that touch the network: `snakemake fetch_models` and

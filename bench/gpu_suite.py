@@ -219,14 +219,20 @@ def main() -> None:
     rows += training_rows(size, args.device, dtype)
     clf, clf_rate = classifier_rows(size, args.device, dtype)
     rows += clf + loader_rows(clf_rate, 24 if args.tiny else 96)
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu"
-    result = {"device": device_name, "mode": "tiny" if args.tiny else "full", "dtype": str(dtype).split(".")[-1],
-              "unet": UNET_SIZES[size["unet"]], "rows": rows, "seconds": time.perf_counter() - started,
-              # what the preflight multiplies by the run's work: images/s of generation (K = 4 mixing),
-              # LoRA class-steps/s (batched), classifier images/s
-              "rates": {"generate_images_per_s": rows[1]["images_per_s"],
-                        "train_class_steps_per_s": next(r["class_steps_per_s"] for r in rows if "batched" in r["row"]),
-                        "classify_images_per_s": clf_rate}}
+    cuda = args.device.startswith("cuda")
+    device_name = torch.cuda.get_device_name(0) if cuda else platform.processor() or "cpu"
+    resolution = 8 * UNET_SIZES[size["unet"]]["latent"]
+    # "stages": what the preflight multiplies by a run's work (pipeline/preflight.py, GPU_SUITE): images/s of a
+    # 50-step generation with K = 4 mixing, LoRA class-steps/s batched, classifier training images/s.
+    result = {"gpu": device_name, "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30,
+                                                          1) if cuda else None,
+              "mode": "tiny" if args.tiny else "full", "dtype": str(dtype).split(".")[-1],
+              "stages": {"generate": {"per_s": rows[1]["images_per_s"], "resolution": resolution,
+                                      "steps": size["gen_steps"]},
+                         "train": {"per_s": next(r["class_steps_per_s"] for r in rows if "batched" in r["row"]),
+                                   "resolution": resolution},
+                         "classify": {"per_s": clf_rate}},
+              "rows": rows, "seconds": time.perf_counter() - started}
     print(f"{'row':58} {'s':>9} {'rate':>10} {'peak GiB':>9}  ratio")
     for row in rows:
         rate_value = row.get("images_per_s", row.get("class_steps_per_s", float("nan")))

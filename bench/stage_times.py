@@ -6,27 +6,14 @@ Prints, per rule, the number of jobs, the summed job seconds and the mean; 'seed
 stages from the shared ones (pretrain_base, train_judge, dataset-level embeddings)."""
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
 
-import pandas as pd
-
-
-def stage_times(results: str | Path) -> pd.DataFrame:
-    rows = []
-    for tsv in Path(results, "benchmarks").rglob("*.tsv"):
-        rule = tsv.relative_to(Path(results, "benchmarks")).parts[0]
-        seconds = float(pd.read_csv(tsv, sep="\t")["s"].iloc[-1])
-        seed = re.search(r"seed(\d+)", str(tsv))
-        rows.append({"rule": rule, "seed": int(seed.group(1)) if seed else None, "s": seconds})
-    return pd.DataFrame(rows)
-
+from ChimeraPipe.report.stage_times import stage_summary, stage_times
 
 if __name__ == "__main__":
     times = stage_times(sys.argv[1] if len(sys.argv) > 1 else "results_mini")
-    by_rule = times.groupby("rule")["s"].agg(jobs="count", total_s="sum", mean_s="mean").sort_values("total_s")
-    print(by_rule.round(1).to_string())
+    by_rule = stage_summary(times).assign(total_s=lambda t: t["job_hours"] * 3600).drop(columns="job_hours")
+    print(by_rule.sort_values("total_s").set_index("rule")[["jobs", "total_s", "mean_s"]].round(1).to_string())
     shared = times[times["seed"].isna()]["s"].sum()
     per_seed = times[times["seed"].notna()].groupby("seed")["s"].sum()
     print(f"\nshared (not per seed): {shared:.0f} job-s; per seed: " +

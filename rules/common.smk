@@ -1,5 +1,6 @@
 # Glue between config and paths; all logic lives in the ChimeraPipe package.
 from pathlib import Path
+from types import SimpleNamespace
 
 from ChimeraPipe.core.names import REAL_TAG, set_label, split_eval_tag
 from ChimeraPipe.metrics.features import EXTRACTORS
@@ -143,6 +144,25 @@ def runs():
 def evaluations():
     return [f"{RESULTS}/{d}/shots{CFG.shots}_seed{s}/eval/{m}/{tag}.json"
             for d, s in runs() for m in CFG.methods_for(d) for tag in CFG.eval_tags(m, d)]
+
+
+def classifier_descriptions(wc):
+    """Every classifier's description (classifier.json): the report reads where each one was trained."""
+    return [f"{RESULTS}/{d}/shots{CFG.shots}_seed{s}/classifier/{m}/{tag}/classifier.json"
+            for d, s in runs() for m in CFG.methods_for(d) for tag in CFG.eval_tags(m, d)]
+
+
+def synth_part_indexes(wc):
+    """Every generation job's part index: the report reads where each one ran. A function (it reads the class
+    lists), so that targets without a report, such as preflight, plan without the datasets."""
+    return [index for d, s in runs() for m, gen in synthetic_sets(d)
+            for index in synth_indexes(SimpleNamespace(dataset=d, shots=CFG.shots, seed=s), m, gen)]
+
+
+def run_provenance(wc):
+    """What the report cites about the config (all canonical: unchanged when nothing changed)."""
+    return {"models": CFG.model_specs(), "models_dir": CFG.models_dir, "config_digest": CFG.digest(),
+            "seeds": CFG.seeds, "pretrain": CFG.pretrain_settings()}
 
 
 def sample_grid_dirs():

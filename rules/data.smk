@@ -29,7 +29,7 @@ rule dataset_table:
         naming=lambda wc: CFG.dataset(wc.dataset).class_names,
         on_missing=lambda wc: CFG.dataset(wc.dataset).on_missing,
         names=lambda wc: CFG.class_names(wc.dataset),  # a changed spelling re-runs the table and what reads it
-        decoded=lambda wc: f"{RESULTS}/{wc.dataset}/decoded",
+        decoded=lambda wc: CFG.decoded_dir(wc.dataset),
     threads: 1
     resources:
         mem_mb=4000,

@@ -8,6 +8,8 @@ rule report:
         bases=pretrained_bases(),
         judges=judge_reports(),
         spreads=spread_results(),
+        classifiers=classifier_descriptions,
+        synth=synth_part_indexes,
     output:
         table=f"{RESULTS}/report/accuracy.csv",
         markdown=f"{RESULTS}/report/accuracy.md",
@@ -15,6 +17,10 @@ rule report:
         html=f"{RESULTS}/report/report.html",
         tables=directory(f"{RESULTS}/report/tables"),
         figures=directory(f"{RESULTS}/report/figures"),
+        provenance=f"{RESULTS}/report/provenance.json",
+    params:
+        run=run_provenance,
+        results=lambda wc, output: str(Path(output.html).parents[1]),  # benchmarks/ lies under it
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,5 +1,14 @@
-"""The CLIP classifier: LoRA attention equals the original at init; training and evaluation write results."""
+"""The CLIP classifier: LoRA attention equals the original at init; training and evaluation write results; a job
+killed mid-run resumes to the same result."""
+import dataclasses
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,11 +20,15 @@ from torch import nn
 from ChimeraPipe.classify.clip_lora import LoRAAttention, inject_clip_lora
 from ChimeraPipe.classify.data import classifier_loss
 from ChimeraPipe.classify.evaluate import evaluate_classifier
+from ChimeraPipe.classify.loop import CHECKPOINT
+from ChimeraPipe.core.io import load_tensors
 from ChimeraPipe.models.clip import load_clip
 from ChimeraPipe.models.specs import resolve_model
 from ChimeraPipe.pipeline.settings import ClassifierConfig
 
 from helpers import images_of, shots_of, train
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_lora_attention_starts_as_the_original(models_dir):
@@ -172,3 +185,117 @@ def test_real_shots_are_repeated_to_the_synthetic_count_whatever_the_backend():
     rows = training_table(table)
     assert is_mixed(table) and rows["real"].sum() == 10 and (~rows["real"]).sum() == 10  # ceil(10 / 2) = 5 x 2
     assert len(training_table(table[table["real"]])) == 2   # real only: as given
+
+
+# A classifier job in its own process (tests/helpers.train, as the classify stage trains), on one thread: argv =
+# settings (JSON), training table (CSV), output, CLIP location ('' for none), and the epoch after which to stop and
+# wait to be killed. The pause comes one batch into the next epoch, after that epoch's checkpoint, so a SIGKILL
+# lands mid-epoch with the in-memory state already moved past what is on disk.
+CLASSIFIER_JOB = """
+import json, sys, time
+from pathlib import Path
+import pandas as pd
+import torch
+torch.set_num_threads(1)
+import ChimeraPipe.classify.loop as loop
+from ChimeraPipe.pipeline.settings import ClassifierConfig
+from helpers import train
+settings, table, out, clip, pause_after = sys.argv[1:6]
+cfg, rows = ClassifierConfig(**json.loads(settings)), pd.read_csv(table)
+batches = -(-len(rows) // cfg.batch_size)
+seen, mix = [0], loop.mix_batch
+def pausing_mix(*args, **kwargs):
+    seen[0] += 1
+    if seen[0] == int(pause_after) * batches + 2:
+        Path(out + ".paused").write_text("paused")
+        time.sleep(600)
+    return mix(*args, **kwargs)
+loop.mix_batch = pausing_mix
+val = rows[["path", "label"]] if cfg.select == "val" else None   # the training images stand in for a val split
+train(cfg, rows, ["red", "blue"], out, clip or None, val=val, device="cpu")
+"""
+
+
+def classifier_job(cfg, table_csv, out, clip, pause_after: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", CLASSIFIER_JOB, json.dumps(dataclasses.asdict(cfg)),
+                             str(table_csv), str(out), clip or "", str(pause_after)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # tqdm: a few lines
+
+
+def checkpoint_step(folder) -> int | None:
+    """The epoch the classifier checkpoint in `folder` continues from (None without one)."""
+    from safetensors import safe_open
+
+    path = folder / CHECKPOINT
+    if not path.is_file():
+        return None
+    with safe_open(str(path), "pt") as handle:
+        return int(handle.metadata()["step"])
+
+
+RESUME_CASES = {
+    # the CNN from scratch: affine augmentation (global RNG), CutMix/MixUp (their own stream), two DataLoader workers
+    # (seeded from the data stream), model selection on val: epoch 2 is the best (val accuracy 0.5, 1, 1, 1), so the
+    # result is the best-epoch file written before the kill
+    "cnn": ClassifierConfig(backend="cnn", image_size=16, epochs=4, warmup_epochs=1, batch_size=6, lr=1e-3,
+                            augment="affine", mix_prob=0.5, select="val", num_workers=2, seed=3),
+    # LoRA on the tiny CLIP, last epoch: the anchors' augmentation list, LoRA dropout, CutMix/MixUp
+    "clip": ClassifierConfig(backend="clip", epochs=4, warmup_epochs=1, batch_size=6, lr=1e-3, augment="anchor",
+                             mix_prob=0.5, seed=3),
+}
+
+
+@pytest.mark.parametrize("backend", list(RESUME_CASES))
+def test_classifier_killed_after_epoch_2_resumes_bit_identical(tmp_path, models_dir, backend):
+    """A classifier job SIGKILLed mid-epoch 3 of 4, then run again: it continues from the epoch-2 checkpoint and
+    ends with exactly the uninterrupted run's tensors and history (one thread in both: CPU reductions are then
+    deterministic). A checkpoint of other settings is ignored."""
+    cfg = RESUME_CASES[backend]
+    clip = resolve_model("clip", "tiny", models_dir) if backend == "clip" else None
+    (tmp_path / "images").mkdir()
+    table_csv = tmp_path / "train.csv"
+    rows = colour_images(tmp_path / "images", 9, 0)   # 18 images: 3 batches an epoch
+    rows.to_csv(table_csv, index=False)
+    val = rows[["path", "label"]] if cfg.select == "val" else None
+    reference, killed = tmp_path / "reference" / "c.safetensors", tmp_path / "killed" / "c.safetensors"
+    job = classifier_job(cfg, table_csv, killed, clip, pause_after=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        whole = train(cfg, rows, ["red", "blue"], reference, clip, val=val)
+        deadline = time.monotonic() + 120
+        while not Path(f"{killed}.paused").is_file():
+            assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-3000:]
+            time.sleep(0.05)
+        assert checkpoint_step(killed.parent) == 2     # epochs 1 and 2 are on disk, epoch 3 half done in memory
+        job.send_signal(signal.SIGKILL)
+        job.wait(timeout=30)
+        assert job.returncode == -signal.SIGKILL and not killed.is_file()
+        stale = tmp_path / "stale"
+        stale.mkdir()
+        shutil.copy(killed.parent / CHECKPOINT, stale / CHECKPOINT)
+
+        resumed = train(cfg, rows, ["red", "blue"], killed, clip, val=val)
+        expected, got = load_tensors(reference), load_tensors(killed)
+        assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+        assert (whole["resumed_from_epoch"], resumed["resumed_from_epoch"]) == (0, 2)
+        runs = [json.loads(p.with_suffix(".json").read_text()) for p in (reference, killed)]
+        history = ("loss_per_epoch", "val_accuracy_per_epoch", "selected_epoch", "iterations", "config",
+                   "train_images")
+        assert [{k: r[k] for k in history} for r in runs] == [{k: runs[0][k] for k in history}] * 2
+        assert len(whole["loss_per_epoch"]) == 4 and checkpoint_step(killed.parent) is None   # removed when done
+        assert whole["selected_epoch"] == (2 if cfg.select == "val" else 4)
+
+        # the stale checkpoint's fingerprint no longer matches: other settings start from scratch
+        other = dataclasses.replace(cfg, lr=cfg.lr / 2, epochs=1, warmup_epochs=0, select="last", num_workers=0)
+        meta = train(other, rows, ["red", "blue"], stale / "c.safetensors", clip)
+        fresh = train(other, rows, ["red", "blue"], tmp_path / "fresh" / "c.safetensors", clip)
+        assert meta["resumed_from_epoch"] == 0 and meta["loss_per_epoch"] == fresh["loss_per_epoch"]
+        assert not (stale / CHECKPOINT).is_file()
+    finally:
+        torch.set_num_threads(threads)
+        if job.poll() is None:
+            job.kill()
+            job.wait()

@@ -177,6 +177,7 @@ def test_every_recipe_places_what_its_reader_expects():
 def test_fetch_datasets_plans_one_fetch_per_dataset_before_any_is_there(tmp_path):
     """`snakemake fetch_datasets` plans while the datasets are still missing; demo datasets are not fetched."""
     import yaml
+
     from test_workflow import REPO, planned_jobs, snakemake
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

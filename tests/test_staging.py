@@ -222,9 +222,9 @@ def test_models_dir_and_dataset_urls_are_settings_the_schema_describes():
 
 
 def test_the_workflow_plans_fetch_models_first_and_hands_jobs_the_staged_folders(tmp_path):
-    from test_workflow import planned_jobs, snakemake, write_config
-
     from ChimeraPipe.pipeline.config import WorkflowConfig
+
+    from test_workflow import planned_jobs, snakemake, write_config
 
     shared = tmp_path / "lab-models"
     config = write_config(tmp_path / "c.yaml", models=dict(SPECS, sam=f"{SAM}@{C1}"), models_dir=str(shared))

@@ -207,6 +207,15 @@ def test_demo_report_holds_every_table_and_figure(demo_run):
     markdown = (report / "report.md").read_text()
     for figure in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (report / figure).is_file(), figure
+    # what produced it comes first, and the demo's random-weight models are called out above everything
+    assert page.index("class='warning'") < page.index(">Provenance</h2>") < page.index(">Few-shot classification</h2>")
+    assert "random-weight models" in page and "> **Warning: random-weight models" in markdown
+    provenance = json.loads((report / "provenance.json").read_text())
+    assert [m["kind"] for m in provenance["models"]] == ["diffusion", "clip", "grounding_dino", "sam"]
+    assert all(m["spec"] == "tiny" and m["weights"].startswith("random") for m in provenance["models"])
+    assert len(provenance["config_digest"]) == 32 and provenance["seeds"] == [0] and provenance["code"]["commit"]
+    assert {(r["stage"], r["device"]) for r in provenance["hardware"]} == {("classify", "cpu"), ("generate", "cpu")}
+    assert {"train", "generate", "classify"} <= {row["rule"] for row in provenance["stage_times"]}
 
 
 def chromium() -> str | None:
@@ -231,7 +240,7 @@ def test_demo_report_opens_offline_in_a_headless_browser(demo_run):
     body = re.search(r"<body[^>]*>", dom).group(0)
     images = int(re.search(r'data-images="(\d+)"', body).group(1))
     assert images >= 8 and 'data-broken-images="0"' in body, body
-    assert dom.count("<table") >= 8 and dom.count("<h2>") == 8
+    assert dom.count("<table") >= 8 and dom.count("<h2>") == 9   # the 8 sections and the provenance
 
 
 @pytest.mark.slow

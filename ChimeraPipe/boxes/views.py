@@ -67,6 +67,16 @@ def preview_grid(views: list[list[Image.Image]], specs: list[list[CropSpec]], ma
     return grid
 
 
+LATENT_FACTOR, LATENT_CHANNELS = 8, 4   # Stable Diffusion's VAE: 8x smaller, 4 channels
+
+
+def view_cache_bytes(images: int, views_per_image: int, resolution: int, on_gpu: bool) -> int:
+    """Bytes of one class's view cache (latents' mean and std, fp16 on a GPU, fp32 on CPU; boxes, regions and
+    flips are small beside them), as build_view_cache stores it."""
+    side = resolution // LATENT_FACTOR
+    return 2 * images * views_per_image * LATENT_CHANNELS * side * side * (2 if on_gpu else 4)
+
+
 def build_view_cache(shots: pd.DataFrame, boxes: pd.DataFrame, vae, out_path: str | Path, preview_path: str | Path,
                      views_per_image: int, resolution: int, seed: int, device: str = "cpu", **jitter) -> None:
     views, specs = make_views(shots, boxes, views_per_image, resolution, seed, **jitter)

@@ -20,6 +20,7 @@ from ..core.checkpoint import Checkpoint
 from ..core.hashing import settings_digest
 from ..core.io import load_tensors, save_tensors, write_json
 from ..core.loader import image_batches
+from ..core.provenance import hardware
 from ..core.runtime import resolve_precision, warmup_cosine
 from .data import ImageTable, classifier_loss, is_mixed, mix_batch, training_table
 from .recipes import check_settings
@@ -138,7 +139,8 @@ def train_classifier(make_backend, table: pd.DataFrame, cfg, out_path: str | Pat
                                    "inputs": inputs_digest, "val": table_digest(val) if val is not None else None})
     history = fit(backend, ImageTable(rows, backend.train_transform), cfg, device, mixed, val,
                   checkpoint_dir=out_path.parent, fingerprint=fingerprint)
-    meta = {**backend.describe(), "config": asdict(cfg), "train_images": int(len(rows)), **history}
+    meta = {**backend.describe(), "config": asdict(cfg), "train_images": int(len(rows)), **history,
+            "hardware": {"device": device, **hardware()}}
     save_tensors(out_path, backend.saved_tensors())
     write_json(out_path.with_suffix(".json"), meta)
     return meta

@@ -85,3 +85,23 @@ def to_signed_unit(images):
     array = np.stack([np.asarray(im, dtype=np.uint8) for im in images]) if isinstance(images, list) \
         else np.asarray(images, dtype=np.uint8)
     return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+# Bytes per pixel of a 512 x 512 RGB photograph as each format stores it (PIL 13, PNG at its default
+# compression, JPEG and WebP at quality 95): matplotlib's bundled grace_hopper.jpg, centre-cropped to 512 px.
+# Measured with
+#   python -c "import io, matplotlib.cbook as c; from PIL import Image, ImageOps
+#   im = ImageOps.fit(Image.open(c.get_sample_data('grace_hopper.jpg')).convert('RGB'), (512, 512),
+#                     Image.Resampling.LANCZOS)
+#   for f, kw in (('PNG', {}), ('JPEG', {'quality': 95}), ('WEBP', {'quality': 95})):
+#       b = io.BytesIO(); im.save(b, format=f, **kw); print(f, b.tell(), b.tell() / 512**2)"
+# -> PNG 403,386 B, JPEG 110,370 B, WebP 89,886 B. Generated images are as detailed as a photograph or
+# less (noise from random weights compresses worse: a PNG of noise is ~3 B per pixel), so these are estimates.
+BYTES_PER_PIXEL = {"png": 1.539, "jpeg": 0.421, "webp": 0.343}
+
+
+def image_bytes(resolution: int, image_format: str = "png") -> int:
+    """Estimated bytes of one square RGB image of side `resolution` stored as `image_format`."""
+    if image_format not in BYTES_PER_PIXEL:
+        raise ValueError(f"unknown image format {image_format!r}; known: {sorted(BYTES_PER_PIXEL)}")
+    return round(BYTES_PER_PIXEL[image_format] * resolution * resolution)

@@ -9,6 +9,11 @@ import torch
 from ..models.clip import image_features, load_clip, text_features
 
 
+def max_candidates(count: int, max_factor: float) -> int:
+    """Candidates the filter may make for `count` kept images: at most max_factor x count."""
+    return max(count, math.ceil(max_factor * count))
+
+
 class ClipFilter:
     """Zero-shot CLIP over `prompts` (one per class, in label order), loaded once and reused."""
 
@@ -30,7 +35,7 @@ class ClipFilter:
         return {"clip": self.clip_path, "prompts": self.prompts, "max_factor": self.max_factor}
 
     def max_candidates(self, count: int) -> int:
-        return max(count, math.ceil(self.max_factor * count))
+        return max_candidates(count, self.max_factor)
 
     @torch.no_grad()
     def judge(self, images: list, class_index: int) -> tuple[list[int], list[float]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from ..boxes.crops import apply_crop, sample_crop
 from ..core.hashing import file_digest, stable_seed
-from ..core.images import load_rgb
+from ..core.images import image_bytes, load_rgb
 from ..core.io import write_csv, write_json
 from ..core.runtime import resolve_precision
 from ..core.shards import ShardStore, encode
@@ -36,6 +37,18 @@ from .clip_filter import ClipFilter
 log = logging.getLogger(__name__)
 FILTER_LOG = "clip_filter.csv"
 MIXINGS = ("dirichlet", "pairs", "uniform", "single")
+TAR_BYTES_PER_IMAGE = 2 * 512 + 512   # a shard member's two tar headers (image, row) and its row, at most
+
+
+def class_set_footprint(count: int, resolution: int, candidates: int | None = None, fmt: str = "jpeg",
+                        shard_size: int = 256) -> tuple[int, int]:
+    """(files, bytes) that one class's synthetic set of `count` images leaves on disk: its shards of
+    `shard_size` images (every candidate made, `candidates` >= count, where the CLIP filter judges more),
+    the manifest, the settings stamp, the part stage's done stamp and, when filtered, the filter's decisions.
+    The one place that knows how generate_class stores a set; bytes are estimates (core.images.BYTES_PER_PIXEL)."""
+    made = count if candidates is None else max(count, candidates)
+    files = math.ceil(made / shard_size) + 3 + (candidates is not None)
+    return files, made * (image_bytes(resolution, fmt) + TAR_BYTES_PER_IMAGE)
 
 
 def check_alpha(alpha: float | None) -> float:

@@ -4,6 +4,7 @@
 - `tiny`: offline random-weight models in the real models' layouts; `tokenizer`: the offline CLIP tokenizer.
 - `clip`: the one open_clip loader, with one text-feature and one image-feature helper.
 - `cnn`: the small CNN (classifier backend and judge architecture) and its saved form.
+- `staged`: hub models staged by fetch_models (manifests, the lock): read, verified, described.
 
 May import: ChimeraPipe.core.
 """

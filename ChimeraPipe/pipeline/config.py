@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import datasets
 from ..classify.recipes import check_settings as check_classifier_settings
+from ..core.hashing import settings_digest
 from ..core.names import FIXED_TAG, HEAD_TAG, REAL_TAG, alpha_tag, eval_tag, tag_alpha
 from ..datasets.demo import demo_classes
 from ..metrics.features import EXTRACTORS
@@ -148,6 +149,10 @@ class WorkflowConfig:
         if not root.is_absolute() and self.run.data_root and not self.is_demo(name):
             root = Path(self.run.data_root).expanduser() / root
         return str(root)
+
+    def decoded_dir(self, name: str) -> str:
+        """Where dataset_table decodes the images of a kind stored as arrays (CIFAR-10, scikit-learn's digits)."""
+        return f"{self.results}/{name}/decoded"
 
     def is_demo(self, name: str) -> bool:
         return self.dataset(name).demo
@@ -296,6 +301,47 @@ class WorkflowConfig:
         (semantic boosting), else the crop mode ('random', 'center'), which needs no detector."""
         crop = presets.option(self.method(method), "crop")
         return f"box-{self.detect_backend(dataset)}" if crop == "box" else crop
+
+    # --- the config as applied ----------------------------------------------------------------------------
+
+    # Where things lie, not what they are: left out of the effective config (a moved folder is the same run).
+    LOCATIONS = ("results", "data_root", "root")
+
+    def effective(self) -> dict:
+        """The config as this class applies it: every section in canonical form (defaults filled in, numbers
+        typed, sweeps sorted), each dataset's settings, methods and tags, each method's settings; locations
+        left out. Key order, 1 vs 1.0 and spelt-out defaults do not change it."""
+        run = {k: v for k, v in _canonical(RunSettings, {k: v for k, v in self.raw.items() if k not in SECTIONS},
+                                           "config").items() if k not in self.LOCATIONS}
+        run.update(alpha=sorted({float(a) for a in _as_list(self.run.alpha)}),
+                   num_images=sorted({int(n) for n in _as_list(self.run.num_images)}))
+        methods = sorted({m for d in self.datasets for m in self.methods_for(d)})
+        datasets_ = {}
+        for name in self.datasets:
+            settings = _canonical(DatasetSettings, self.raw["datasets"][name], f"datasets.{name}")
+            settings = {k: v for k, v in settings.items() if k not in self.LOCATIONS}
+            settings.update(methods=self.methods_for(name), alpha=self.alphas(name), num_images=self.volumes(name),
+                            longtail=self.longtail(name),
+                            tags={m: self.eval_tags(m, name) for m in self.methods_for(name)})
+            datasets_[name] = settings
+        return {"run": run, "models": self.model_specs(), "datasets": datasets_,
+                "methods": {m: self._applied_method(m) for m in methods},
+                "generate": self.generate_settings(), "classify": self.classify_settings(),
+                "crops": self.crops_settings(), "detect": self.detect_settings(),
+                "metrics": self.metrics_settings(), "pretrain": self.pretrain_settings()}
+
+    def _applied_method(self, name: str) -> dict:
+        """A method's settings with its numbers typed (train is canonical already; alpha and strength too)."""
+        settings = dict(self.method(name))
+        if settings.get("alpha") is not None:
+            settings["alpha"] = sorted({float(a) for a in _as_list(settings["alpha"])})
+        if settings.get("strength") is not None:
+            settings["strength"] = float(settings["strength"])
+        return settings
+
+    def digest(self) -> str:
+        """A digest of the effective config: equal for configs that run the same thing."""
+        return settings_digest(self.effective())
 
     # --- sweeps and tags --------------------------------------------------------------------------------
     # A method's synthetic set is generated once per generation tag ('alpha0.5' for Dirichlet mixing,

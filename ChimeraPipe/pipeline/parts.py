@@ -82,8 +82,9 @@ def run_class_groups(classes: list[str], class_dir: Callable[[str], Path], setti
     return entries
 
 
-def write_index(path: str | Path, entries: dict) -> None:
-    write_json(path, {"classes": entries})
+def write_index(path: str | Path, entries: dict, **extra) -> None:
+    """The part index: its classes' entries, and `extra` keys beside them (e.g. the job's hardware)."""
+    write_json(path, {"classes": entries, **extra})
 
 
 def read_index(path: str | Path) -> dict[str, dict]:

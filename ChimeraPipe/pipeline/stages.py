@@ -24,6 +24,7 @@ from ..core.hashing import file_digest, settings_digest, stable_seed
 from ..core.images import load_rgb
 from ..core.io import atomic_dir, write_csv, write_json, write_text
 from ..core.names import HEAD_TAG, class_prompt
+from ..core.provenance import git_commit, hardware, package_version
 from ..core.runtime import pick_device
 from ..datasets.demo import read_annotations
 from ..diffusion.clip_filter import ClipFilter
@@ -34,8 +35,12 @@ from ..metrics.features import EXTRACTORS, feature_extractor
 from ..metrics.pixels import grey_thumbnails
 from ..metrics.spread import method_spread
 from ..metrics.tsne import write_tsne_plot
+from ..models.specs import BUILT_SPECS
+from ..models.staged import describe_model
 from ..models.staging import is_staged, model_identity, verify_staged
 from ..report import build_report, write_image_grid, write_sample_grid
+from ..report.provenance import job_hardware
+from ..report.stage_times import stage_summary, stage_times
 from .parts import PartIndexError, class_files, run_class_groups, run_classes, write_index
 from .presets import option
 from .settings import (
@@ -244,7 +249,8 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
                        real_guidance=guidance(cls), clip_filter=clip_filter,
                        class_index=all_classes.index(cls) if clip_filter else 0)
 
-    write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "generate"))
+    write_index(out_index, run_classes(classes, lambda c: root / c, inputs, outputs, work, "generate"),
+                hardware={"device": device, **hardware()})
 
 
 def longtail_train(table_csv: str, split_csv: str, head: list[str], tail: list[str], head_max: int, seed: int,
@@ -309,13 +315,33 @@ def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str,
                         tags={**(tags or {}), "eval_split": which}, groups=groups, num_workers=num_workers)
 
 
+def provenance(run: dict, *, results: str | None = None, classifier_jsons: list[str] = (),
+               synth_indexes: list[str] = ()) -> dict:
+    """What produced a run's results, for its report. `run`: the config's model specs (`models`), `models_dir`,
+    the effective config's digest (`config_digest`), `seeds` and the `pretrain` settings; the classifier
+    descriptions and generation part indexes say where their jobs ran; `results`' benchmark files how long
+    each stage took."""
+    models = []
+    for kind, spec in run["models"].items():
+        model = describe_model(kind, spec, run["models_dir"])
+        if BUILT_SPECS.get(spec) == kind:
+            model["settings_digest"] = settings_digest(run["pretrain"])
+        models.append(model)
+    times = stage_summary(stage_times(results)) if results else None
+    return {"models": models, "code": {"version": package_version(), "commit": git_commit()},
+            "config_digest": run["config_digest"], "seeds": list(run["seeds"]),
+            "hardware": job_hardware({"classify": list(classifier_jsons), "generate": list(synth_indexes)}),
+            "stage_times": [] if times is None else times.to_dict("records")}
+
+
 def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), tsne_pngs: list[str] = (),
            grid_dirs: list[str] = (), box_quality_csvs: list[str] = (), base_dirs: list[str] = (),
-           judge_jsons: list[str] = (), spread_jsons: list[str] = ()) -> None:
+           judge_jsons: list[str] = (), spread_jsons: list[str] = (), provenance: dict | None = None) -> None:
     """Every table and figure for what the run produced: out_dir/{accuracy.*, tables/, figures/, report.md,
-    report.html}."""
+    report.html}, opening with `provenance` (see `provenance`) and its provenance.json when given."""
     build_report(list(eval_jsons), list(gap_jsons), list(tsne_pngs), list(grid_dirs), list(box_quality_csvs),
-                 out_dir, base_dirs=list(base_dirs), judge_jsons=list(judge_jsons), spread_jsons=list(spread_jsons))
+                 out_dir, base_dirs=list(base_dirs), judge_jsons=list(judge_jsons), spread_jsons=list(spread_jsons),
+                 provenance=provenance)
 
 
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],

@@ -2,7 +2,8 @@
 PNG figures and one self-contained HTML page.
 
 - `results`: evaluation and gap JSONs as tidy tables; `tables`: the paper's tables; `figures`: sweeps and
-  the alpha dial; `grids`: image grids; `html`: the pages; `build`: all of it.
+  the alpha dial; `grids`: image grids; `html`: the pages; `provenance`: what produced the report;
+  `stage_times`: job time per rule from Snakemake's benchmark files; `build`: all of it.
 
 May import: ChimeraPipe.core.
 """

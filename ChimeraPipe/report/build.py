@@ -9,6 +9,7 @@ import pandas as pd
 from ..core.io import write_csv, write_text
 from . import figures, tables
 from .html import Item, Section, render_html, render_markdown
+from .provenance import provenance_section, tiny_warning, write_provenance
 from .results import collect_evaluations, collect_gap, collect_spread
 
 TITLE = "ChimeraPipe report"
@@ -71,8 +72,10 @@ def _trained_model_items(base_dirs: list[str], judge_jsons: list[str]) -> list[I
 
 def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: list[str], grid_dirs: list[str],
                  box_quality: list[str], out_dir: str | Path, max_grid_classes: int = 4,
-                 base_dirs: list[str] = (), judge_jsons: list[str] = (), spread_jsons: list[str] = ()) -> list[Section]:
-    """Writes accuracy.{csv,md}, tables/*.{csv,md}, figures/*.png, report.md and report.html in out_dir."""
+                 base_dirs: list[str] = (), judge_jsons: list[str] = (), spread_jsons: list[str] = (),
+                 provenance: dict | None = None) -> list[Section]:
+    """Writes accuracy.{csv,md}, tables/*.{csv,md}, figures/*.png, report.md and report.html in out_dir; with
+    `provenance` (report.provenance) the pages open with it, and provenance.json is written beside them."""
     out_dir = Path(out_dir)
     table_dir, figure_dir = out_dir / "tables", out_dir / "figures"
     table_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,10 @@ def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: lis
     results = collect_evaluations(evaluations)
     longtail = results["tail_accuracy"].notna() if "tail_accuracy" in results else pd.Series(False, results.index)
     fewshot_runs, gap = results[~longtail], collect_gap(gap_results)
-    sections = []
+    sections = [provenance_section(provenance)] if provenance is not None else []
+    warning = tiny_warning(provenance) if provenance is not None else None
+    if provenance is not None:
+        write_provenance(out_dir, provenance)
 
     shots = ", ".join(str(int(k)) for k in sorted(results["shots"].dropna().unique()))
     seeds = ", ".join(str(int(s)) for s in sorted(results["seed"].dropna().unique()))
@@ -186,6 +192,6 @@ def build_report(evaluations: list[str], gap_results: list[str], tsne_plots: lis
         sections.append(Section("Boxes against ground truth", "Each box backend's boxes and the crops cut around "
                                 "them, against the dataset's annotated boxes.", items))
 
-    write_text(out_dir / "report.md", render_markdown(TITLE, intro, sections, out_dir))
-    write_text(out_dir / "report.html", render_html(TITLE, intro, sections))
+    write_text(out_dir / "report.md", render_markdown(TITLE, intro, sections, out_dir, warning))
+    write_text(out_dir / "report.html", render_html(TITLE, intro, sections, warning))
     return sections

@@ -19,6 +19,7 @@ th:first-child, td:first-child { text-align: left; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, p.caption { color: #555; font-size: .9em; }
 nav ul { columns: 2; }
+p.warning { background: #fff3cd; border: 2px solid #c0392b; color: #7b1d12; padding: .6em 1em; font-weight: bold; }
 """
 # Marks the page once every image has decoded (headless-browser check, and visible to a reader as a title).
 CHECK = """
@@ -53,10 +54,12 @@ def _data_uri(png: str | Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
 
 
-def render_html(title: str, intro: str, sections: list[Section]) -> str:
+def render_html(title: str, intro: str, sections: list[Section], warning: str | None = None) -> str:
+    """The page; `warning` (e.g. random-weight models) is shown above everything else."""
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-           f"<style>{STYLE}</style><script>{CHECK}</script></head><body>",
-           f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p><nav><ul>"]
+           f"<style>{STYLE}</style><script>{CHECK}</script></head><body>", f"<h1>{html.escape(title)}</h1>",
+           f"<p class='warning' role='alert'>{html.escape(warning)}</p>" if warning else "",
+           f"<p>{html.escape(intro)}</p><nav><ul>"]
     out += [f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in sections]
     out.append("</ul></nav>")
     for section in sections:
@@ -74,8 +77,9 @@ def render_html(title: str, intro: str, sections: list[Section]) -> str:
     return "\n".join(out)
 
 
-def render_markdown(title: str, intro: str, sections: list[Section], relative_to: Path) -> str:
-    out = [f"# {title}", "", intro, ""]
+def render_markdown(title: str, intro: str, sections: list[Section], relative_to: Path,
+                    warning: str | None = None) -> str:
+    out = [f"# {title}", "", *([f"> **{warning}**", ""] if warning else []), intro, ""]
     for section in sections:
         out += [f"## {section.title}", "", section.text, ""]
         for item in section.items:
