@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ChimeraPipe.core.images import BYTES_PER_PIXEL, image_bytes
+from ChimeraPipe.diffusion.generate import TAR_BYTES_PER_IMAGE
 from ChimeraPipe.models.specs import hub_spec, staged_folder
 from ChimeraPipe.models.staging import LOCK, MANIFEST
 from ChimeraPipe.pipeline import preflight
@@ -118,9 +119,12 @@ def test_every_missing_dataset_is_listed_at_once_with_the_run_size(broken):
     assert classes == 700 - 196 - 7 - 47
     assert sum(work.images.values()) == 3 * classes * SYNTHETIC_METHODS * 500
     assert work.made["issynth"] == 4 * work.images["issynth"]   # the CLIP filter makes up to 4 candidates each
-    assert work.bytes["synthetic images"] == sum(work.made.values()) * image_bytes(512, "png")
-    # every image a file, plus each class set's manifest, settings stamp and done stamp (and the filter's log)
-    assert work.files["synthetic images"] == sum(work.made.values()) + 3 * classes * 3 * SYNTHETIC_METHODS + 3 * classes
+    # JPEG q95 in tar shards: the image bytes plus each member's tar overhead
+    assert work.bytes["synthetic images"] == sum(work.made.values()) * (image_bytes(512, "jpeg") + TAR_BYTES_PER_IMAGE)
+    # a class set of 500 images is two shards of 256 (IsSynth's 2,000 candidates eight), plus its manifest, settings
+    # stamp and done stamp (and the filter's log)
+    per_set = {"issynth": 8 + 4}
+    assert work.files["synthetic images"] == 3 * classes * sum(per_set.get(m, 2 + 3) for m in work.images)
     parts = sum(-(-CLASS_COUNTS[d] // 16) for d in work.counted)
     assert work.jobs["train"] == 3 * LORA_METHODS * parts and work.jobs["generate"] == 3 * SYNTHETIC_METHODS * parts
     assert sum(work.adapters.values()) == 3 * classes * LORA_METHODS
@@ -177,8 +181,8 @@ def test_a_staged_model_that_does_not_match_its_lock_blocks(tmp_path, monkeypatc
     result = preflight.run_preflight(config, gpu=None, gpu_suite=None)
     models = {f.subject: f for f in result.blockers if f.topic == "models"}
     assert set(models) == {"sam", "diffusion", "grounding_dino"}
-    assert f"{sam}: SHA-256 differs from the lock's" in models["sam"].message
-    assert f"{unet}: 9 bytes, the lock says" in models["diffusion"].message
+    assert f"{sam}: SHA-256 differs from the manifest's" in models["sam"].message
+    assert f"{unet}: 9 bytes, the manifest says" in models["diffusion"].message
     assert "not staged" in models["grounding_dino"].message and "fetch_models" in models["grounding_dino"].message
 
 

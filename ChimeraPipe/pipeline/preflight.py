@@ -321,6 +321,8 @@ def estimate_work(cfg: WorkflowConfig) -> Work:
             work.jobs["build_tiny_model"] += 1
         elif specs.BUILT_SPECS.get(spec) == kind:
             work.jobs["pretrain_base"] += 1
+    if cfg.hub_models():
+        work.jobs["fetch_models"] += 1
     work.jobs.update({"report": 1, "all": 1})
     work.jobs = Counter({rule: n for rule, n in work.jobs.items() if n})
     work.files["logs, benchmarks, part indexes"] = 3 * sum(work.jobs.values())

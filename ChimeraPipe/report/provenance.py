@@ -24,7 +24,7 @@ def job_hardware(descriptions: dict[str, list[str]]) -> list[dict]:
         seen = Counter()
         for path in paths:
             record = json.loads(Path(path).read_text()).get("hardware") or {}
-            seen[(record.get("device", "not recorded"), record.get("gpu") or "none")] += 1
+            seen[(record.get("device") or "not recorded", record.get("gpu") or "none")] += 1
         rows += [{"stage": stage, "device": device, "gpu": gpu, "jobs": n} for (device, gpu), n in sorted(seen.items())]
     return rows
 
