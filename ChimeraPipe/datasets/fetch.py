@@ -136,7 +136,9 @@ def recipe(kind: str) -> Recipe:
 
 def _http(url: str, part: Path) -> None:
     """Stream `url` into `part`, resuming a partial file where the server honours a Range request; a body
-    shorter than its Content-Length is an error (the part file stays, for the next try to resume)."""
+    shorter than its Content-Length is an error (the part file stays, for the next try to resume). Not
+    torchvision's `download_url`: it neither resumes nor notices a body cut short, and a 2.7 GB tarball without
+    a published MD5 (FGVC-Aircraft) would be taken whole."""
     have = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": "ChimeraPipe", **({"Range": f"bytes={have}-"} if have else {})}
     try:
