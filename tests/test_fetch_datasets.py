@@ -75,22 +75,33 @@ def test_a_corrupt_download_is_caught_and_leaves_nothing_that_looks_done(tmp_pat
     assert len(datasets.dataset_table("eurosat", root)) == 3 * 9
 
 
-def test_an_interrupted_download_fails_cleanly_and_the_rerun_resumes(tmp_path, serve, monkeypatch):
+def test_a_download_cut_short_is_caught_by_its_archive_and_the_rerun_starts_over(tmp_path, serve, monkeypatch):
     files = replica_downloads("fgvc_aircraft", tmp_path / "src")
-    published(monkeypatch, "fgvc_aircraft", files)
+    published(monkeypatch, "fgvc_aircraft", files)   # as officially: no MD5 to catch it
     server = serve(files)
-    server.cut = 1
+    server.cut = 10                                   # every response breaks off half-way
     root = tmp_path / "fgvc" / "data"
-    with pytest.raises(FetchError, match="connection closed after .* bytes; run the fetch again"):
+    with pytest.raises(FetchError, match="fgvc-aircraft-2013b.tar.gz: cannot extract .*incomplete or corrupt"):
         fetch_dataset("fgvc_aircraft", root, urls=server.urls())
     assert looks_done(root) == [] and not (root / "images").exists()
-    have = (root / fetch.WORK / "fgvc-aircraft-2013b.tar.gz.part").stat().st_size
-    assert 0 < have < len(files["fgvc-aircraft-2013b.tar.gz"])
+    assert not [p.name for p in (root / fetch.WORK).iterdir() if "fgvc" in p.name]   # no half file kept
+    server.cut = 0
     records = fetch_dataset("fgvc_aircraft", root, urls=server.urls())
-    assert server.requests[-1] == ("fgvc-aircraft-2013b.tar.gz", f"bytes={have}-")   # only the rest was asked for
+    assert server.requests[-1] == ("fgvc-aircraft-2013b.tar.gz", None)   # the whole file, from the start
     assert records[0]["md5_published"] is None   # no published checksum: the SHA-256 of what came is recorded
     assert records[0]["sha256"] == hashlib.sha256(files["fgvc-aircraft-2013b.tar.gz"]).hexdigest()
     assert len(datasets.dataset_table("fgvc_aircraft", root)) == 3 * 9
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path, serve, monkeypatch):
+    files = replica_downloads("dtd", tmp_path / "src")
+    published(monkeypatch, "dtd", files)
+    server = serve(files)
+    urls = server.urls()
+    server.stop()
+    with pytest.raises(FetchError, match="dtd-r1.0.1.tar.gz: the download failed .*run the fetch again"):
+        fetch_dataset("dtd", tmp_path / "dtd", urls=urls)
+    assert looks_done(tmp_path / "dtd") == []
 
 
 def test_a_crash_while_moving_into_place_is_repaired_by_the_rerun(tmp_path, serve, monkeypatch):

@@ -2,11 +2,13 @@
 (URLs and MD5s as torchvision's dataset classes publish them), CoOp's split files from Google Drive (ids from
 CoOp's DATASETS.md, through gdown), ISIC 2018 Task 3 from the challenge's public bucket.
 
-Safe to interrupt: a download goes to `<root>/.fetch/<file>.part` (resumed where the server allows, else
-restarted) and takes its name only once its size and checksum are right; an archive is extracted into a
-temporary folder beside the root and its parts moved into place (a journal lists them, so a re-run replaces
-its own half-moved parts); a stamp `<root>/.fetch/<file>.json` (size, MD5, SHA-256) is written last, and a
-download with a stamp is skipped.
+Safe to interrupt: a download goes to `<root>/.fetch/<file>.part` through torchvision's downloader (gdown for
+Google Drive files) and takes its name only when it is whole: an interrupted one is started again from scratch.
+A body cut short is caught by the published MD5 where there is one and by the archive's own integrity (gzip's
+CRC, zip's directory) where there is not: every download without an MD5 is an archive, and an archive that
+does not extract is deleted. An archive is extracted into a temporary folder beside the root and its parts
+moved into place (a journal lists them, so a re-run replaces its own half-moved parts); a stamp
+`<root>/.fetch/<file>.json` (size, MD5, SHA-256) is written last, and a download with a stamp is skipped.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ import json
 import logging
 import os
 import shutil
+import socket
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +29,12 @@ log = logging.getLogger(__name__)
 
 WORK = ".fetch"           # under the dataset root: downloads in progress, extraction journals, stamps
 CHUNK = 1 << 20
-TIMEOUT_S = 60
+TIMEOUT_S = 60          # a server silent this long breaks the download off
 GDRIVE_URL = "https://drive.google.com/uc?id={}"
 
 
 class FetchError(RuntimeError):
-    """A download or extraction that failed; nothing it left looks complete, and a re-run starts over (or
-    resumes the download)."""
+    """A download or extraction that failed; nothing it left looks complete, and a re-run starts it over."""
 
 
 class ManualDownloadError(FetchError):
@@ -135,50 +136,34 @@ def recipe(kind: str) -> Recipe:
 # --- one download -----------------------------------------------------------------------------------------
 
 def _http(url: str, part: Path) -> None:
-    """Stream `url` into `part`, resuming a partial file where the server honours a Range request; a body
-    shorter than its Content-Length is an error (the part file stays, for the next try to resume). Not
-    torchvision's `download_url`: it neither resumes nor notices a body cut short, and a 2.7 GB tarball without
-    a published MD5 (FGVC-Aircraft) would be taken whole."""
-    have = part.stat().st_size if part.is_file() else 0
-    headers = {"User-Agent": "ChimeraPipe", **({"Range": f"bytes={have}-"} if have else {})}
+    """Download `url` into `part` with torchvision's downloader (redirects followed), from scratch: a part file
+    left by a download that broke off is dropped first, never taken for the whole file."""
+    from torchvision.datasets.utils import download_url
+
+    part.unlink(missing_ok=True)
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(TIMEOUT_S)   # torchvision's urlopen takes none: a dead server must not hang the job
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have:   # nothing left past the part file: start again from scratch
-            part.unlink()
-            return _http(url, part)
-        raise FetchError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
-        raise FetchError(f"{url}: cannot connect ({getattr(err, 'reason', err)})") from None
-    with response:
-        if have and response.status != 206:
-            have = 0                   # the server sent the whole file
-        length = response.headers.get("Content-Length")
-        expected = have + int(length) if length is not None else None
-        got = have
-        try:
-            with open(part, "ab" if have else "wb") as out:
-                while block := response.read(CHUNK):
-                    out.write(block)
-                    got += len(block)
-        except (OSError, http.client.HTTPException) as err:
-            raise FetchError(f"{url}: the download broke off after {got} bytes ({err}); run the fetch again "
-                             "to resume it") from None
-    if expected is not None and got != expected:
-        raise FetchError(f"{url}: the connection closed after {got} of {expected} bytes; run the fetch again to "
-                         "resume it")
-    return None
+        download_url(url, str(part.parent), part.name)
+    except (OSError, http.client.HTTPException, urllib.error.URLError, RuntimeError) as err:
+        part.unlink(missing_ok=True)
+        raise FetchError(f"{url}: the download failed ({type(err).__name__}: {err}); nothing was kept: run the "
+                         "fetch again") from None
+    finally:
+        socket.setdefaulttimeout(before)
 
 
 def _gdrive(file_id: str, part: Path) -> None:
-    import gdown
+    """A Google Drive file (CoOp's split files) into `part`, with torchvision's gdown-based downloader."""
+    from torchvision.datasets.utils import download_file_from_google_drive
 
+    part.unlink(missing_ok=True)
     try:
-        result = gdown.download(id=file_id, output=str(part), quiet=True, resume=True)
+        download_file_from_google_drive(file_id, str(part.parent), part.name)
     except Exception as err:   # gdown raises its own and requests' errors
         raise FetchError(f"Google Drive file {file_id}: {type(err).__name__}: {err}") from None
-    if result is None or not part.is_file():
-        raise FetchError(f"Google Drive file {file_id}: gdown fetched nothing (quota, or the file is gone)")
+    if not part.is_file():
+        raise FetchError(f"Google Drive file {file_id}: nothing fetched (quota, or the file is gone)")
 
 
 def _digests(path: Path) -> tuple[str, str]:
@@ -222,8 +207,9 @@ def _extract(archive: Path, into: Path, inner: str | None) -> None:
             extract_archive(str(into / inner), str(into))
     except Exception as err:   # tarfile / zipfile / gzip errors
         shutil.rmtree(into, ignore_errors=True)
-        raise FetchError(f"{archive}: cannot extract ({type(err).__name__}: {err}); delete it and fetch again") \
-            from None
+        archive.unlink(missing_ok=True)   # cut short or corrupt: the next fetch downloads it again
+        raise FetchError(f"{archive.name}: cannot extract ({type(err).__name__}: {err}): the download is "
+                         "incomplete or corrupt; deleted: run the fetch again") from None
 
 
 def _moves(item: Download, extracted: Path, root: Path) -> list[tuple[Path, Path]]:
