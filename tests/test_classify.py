@@ -177,6 +177,34 @@ def test_mixing_never_moves_the_data_order_or_the_augmentation_stream(backend):
     assert runs[0] == runs[1] and len(runs[0]) == 24
 
 
+class Drawn(torch.utils.data.Dataset):
+    """Items that are their index plus a draw from the global RNG (as an augmentation's), made in whichever
+    process the DataLoader puts them."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        return torch.full((3, 8, 8), float(i)) + torch.rand(3, 8, 8), i % 2, True
+
+
+def test_the_classifier_does_not_depend_on_the_number_of_workers():
+    """Each item's order and augmentation seed are drawn in the main process: 0, 1 or 2 DataLoader workers train
+    the same weights (so the workers are the job's threads, not a setting that re-runs anything)."""
+    from ChimeraPipe.classify.loop import fit
+    from ChimeraPipe.pipeline.settings import ClassifierConfig
+
+    weights = []
+    for workers in (0, 1, 2):
+        torch.manual_seed(0)
+        backend = TinyBackend()
+        cfg = ClassifierConfig(backend="cnn", epochs=2, warmup_epochs=0, batch_size=4, mix_prob=0.5,
+                               num_workers=workers)
+        fit(backend, Drawn(), cfg)
+        weights.append([p.detach().clone() for p in backend.parameters()])
+    assert all(torch.equal(a, b) for other in weights[1:] for a, b in zip(weights[0], other, strict=True))
+
+
 def test_real_shots_are_repeated_to_the_synthetic_count_whatever_the_backend():
     from ChimeraPipe.classify.data import is_mixed, training_table
 

@@ -29,6 +29,40 @@ class ImageTable(torch.utils.data.Dataset):
         return self.transform(load_rgb(self.paths[i])), self.labels[i], self.real[i]
 
 
+class SeededOrder(torch.utils.data.Sampler):
+    """Each epoch, a shuffled order and a seed per item, both drawn from `generator` in the main process: what
+    an item looks like depends on the run's seed, the epoch and its position alone, never on which DataLoader
+    worker makes it or on how many there are (`SeededItems` applies the seed)."""
+
+    def __init__(self, n: int, generator: torch.Generator):
+        self.n, self.generator = n, generator
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        seeds = torch.randint(2**62, (self.n,), generator=self.generator).tolist()
+        return iter(zip(order, seeds, strict=True))
+
+
+class SeededItems(torch.utils.data.Dataset):
+    """`data[index]` made under the item's own seed (its augmentation draws from the global RNG, as
+    torchvision's transforms do, on a forked one): items come as (index, seed) from `SeededOrder`."""
+
+    def __init__(self, data: torch.utils.data.Dataset):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, item):
+        index, seed = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.data[index]
+
+
 def is_mixed(table: pd.DataFrame) -> bool:
     """Real and synthetic images together (DataDream's real+synthetic recipe applies)."""
     return "real" in table and bool(table["real"].any()) and not bool(table["real"].all())

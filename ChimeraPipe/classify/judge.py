@@ -29,7 +29,7 @@ def fit_judge(train: pd.DataFrame, test: pd.DataFrame, classes: list[str], out_p
 
     meta = train_classifier(make, rows, cfg, out_path, device)
     predicted = predict(backend, list(test["path"]), device, resolve_precision(device, cfg.precision),
-                        num_workers=cfg.num_workers)
+                        num_workers=cfg.num_workers or 0)
     meta["test_accuracy"] = float((predicted == test["label"].to_numpy()).mean())
     write_json(Path(out_path).with_suffix(".json"), meta)
     return meta

@@ -22,7 +22,7 @@ from ..core.io import load_tensors, save_tensors, write_json
 from ..core.loader import image_batches
 from ..core.provenance import hardware
 from ..core.runtime import resolve_precision, warmup_cosine
-from .data import ImageTable, classifier_loss, is_mixed, mix_batch, training_table
+from .data import ImageTable, SeededItems, SeededOrder, classifier_loss, is_mixed, mix_batch, training_table
 from .recipes import check_settings
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,13 @@ def fit(backend, data: torch.utils.data.Dataset, cfg, device: str = "cpu", mixed
     label), never the test split. With `checkpoint_dir` the state is saved after every epoch and a run
     finding a checkpoint of the same `fingerprint` continues from it."""
     device_type = device.split(":")[0]
-    data_order = torch.Generator().manual_seed(cfg.seed)
+    data_order = torch.Generator().manual_seed(cfg.seed)   # the order and each item's augmentation seed
     mixing = torch.Generator().manual_seed(cfg.seed + 1)
+    workers = cfg.num_workers or 0
     loader = torch.utils.data.DataLoader(
-        data, batch_size=min(cfg.batch_size, len(data)), shuffle=True, drop_last=False, generator=data_order,
-        num_workers=cfg.num_workers, pin_memory=device_type == "cuda",
-        prefetch_factor=4 if cfg.num_workers else None)
+        SeededItems(data), batch_size=min(cfg.batch_size, len(data)), sampler=SeededOrder(len(data), data_order),
+        drop_last=False, generator=torch.Generator().manual_seed(cfg.seed + 2),   # (only seeds the workers)
+        num_workers=workers, pin_memory=device_type == "cuda", prefetch_factor=2 if workers else None)
     optimizer = torch.optim.AdamW(backend.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total, warmup = cfg.epochs * len(loader), cfg.warmup_epochs * len(loader)
     precision = resolve_precision(device, cfg.precision)
@@ -97,7 +98,7 @@ def fit(backend, data: torch.utils.data.Dataset, cfg, device: str = "cpu", mixed
             it += 1
         losses.append(running / seen)
         if cfg.select == "val":
-            correct = predict(backend, list(val["path"]), device, precision, num_workers=cfg.num_workers) \
+            correct = predict(backend, list(val["path"]), device, precision, num_workers=workers) \
                 == val["label"].to_numpy()
             val_accuracy.append(float(correct.mean()))
             if val_accuracy[-1] > max(val_accuracy[:-1], default=-1.0):  # the earliest best epoch on ties
@@ -135,7 +136,8 @@ def train_classifier(make_backend, table: pd.DataFrame, cfg, out_path: str | Pat
     mixed, rows = is_mixed(table), training_table(table)
     torch.manual_seed(cfg.seed)
     backend = make_backend()
-    fingerprint = settings_digest({"config": asdict(cfg), "backend": backend.describe(), "table": table_digest(rows),
+    settings = {k: v for k, v in asdict(cfg).items() if k != "num_workers"}   # the result does not depend on it
+    fingerprint = settings_digest({"config": settings, "backend": backend.describe(), "table": table_digest(rows),
                                    "inputs": inputs_digest, "val": table_digest(val) if val is not None else None})
     history = fit(backend, ImageTable(rows, backend.train_transform), cfg, device, mixed, val,
                   checkpoint_dir=out_path.parent, fingerprint=fingerprint)

@@ -44,6 +44,14 @@ class ConfigError(ValueError):
     pass
 
 
+def classify_workers(config: dict, threads: int) -> int:
+    """The classifier job's DataLoader workers: `classify.num_workers` where the config sets it, else the job's
+    threads but one (the main process steps the model). Not a rule param: the views and so the classifier do
+    not depend on it (classify.data.SeededOrder), so changing it, or the threads, re-runs nothing."""
+    workers = _settings(ClassifierConfig, dict(config.get("classify") or {}), "classify").num_workers
+    return max(0, threads - 1) if workers is None else workers
+
+
 def _settings(cls, section: dict, name: str):
     try:
         return settings_dataclass(cls, section, name)
@@ -269,6 +277,7 @@ class WorkflowConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         settings.pop("seed")
+        settings.pop("num_workers")   # not a param: the views do not depend on the workers (classify_workers)
         if dataset is not None and self.longtail(dataset) is not None:
             settings["with_real"] = True
         return settings

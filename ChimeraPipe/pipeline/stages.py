@@ -282,11 +282,14 @@ def classifier_table(split_csv: str, manifests: list[str], classes: list[str], w
 
 def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_classifier: str, *, models: dict,
              settings: dict, prompt_prefix: str = "", seed: int = 0, device: str = "auto",
-             table_csv: str | None = None, names: dict | None = None, num_images: int | None = None) -> None:
+             table_csv: str | None = None, names: dict | None = None, num_images: int | None = None,
+             num_workers: int = 0) -> None:
     """Train the classifier of one method on the first `num_images` synthetic images per class (all when
     None); with `select: val` the dataset's val split (from the table) picks the epoch. The text head reads
-    the classes' display names. Resumes from its last finished epoch."""
-    cfg, models = settings_dataclass(ClassifierConfig, {**settings, "seed": seed}, "classify"), checked_models(models)
+    the classes' display names. Resumes from its last finished epoch. `num_workers` DataLoader workers
+    (config.classify_workers) decode and augment; the result does not depend on how many."""
+    cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed, "num_workers": num_workers}, "classify")
+    models = checked_models(models)
     manifests = list(class_files(synth_indexes, "manifest").values())
     table = classifier_table(split_csv, manifests, classes, cfg.with_real, num_images)
     val = None
