@@ -9,6 +9,7 @@ from ChimeraPipe.classify.augment import AnchorViews, clip_train_transform
 
 MEAN, STD = (0.481, 0.458, 0.408), (0.269, 0.261, 0.276)
 N = 200
+pytestmark = pytest.mark.slow   # hundreds of views per order: make test, not the edit loop
 
 
 @pytest.fixture(scope="module")

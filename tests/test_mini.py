@@ -111,6 +111,7 @@ def test_cnn_classifier_is_deterministic_from_its_seed(tmp_path):
     assert SmallCNN(10)(torch.zeros(2, 3, 16, 16)).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_pretrained_base_is_a_stable_diffusion_pipeline_the_workflow_loads(tmp_path):
     """A few steps of each phase: the layout, the latent scale, and generation through the project's path."""
     from ChimeraPipe.diffusion.generate import load_pipeline

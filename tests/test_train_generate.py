@@ -82,6 +82,7 @@ train_lora(sys.argv[1], sys.argv[2], "a photo of a circle", sys.argv[3], cfg)
 """
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(tmp_path, views, diffusion):
     steps = 80
     reference = tmp_path / "ref" / "adapter.safetensors"
@@ -149,6 +150,7 @@ def shard_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("shard-*.tar"))
 
 
+@pytest.mark.slow
 def test_generation_writes_a_few_shards_and_resumes(tmp_path, adapter, diffusion):
     args = dict(count=5, alpha=1.0, mixing="dirichlet", seed=7, class_name="circle",
                 settings=GenerationSettings(steps=3, batch_size=2, resolution=32, shard_size=2))
@@ -226,6 +228,7 @@ def file_state(path: Path) -> tuple:
     return stat.st_ino, stat.st_mtime_ns, path.read_bytes()
 
 
+@pytest.mark.slow
 def test_generation_killed_mid_batch_keeps_finished_images(tmp_path, adapter, diffusion):
     out, manifest = tmp_path / "img", tmp_path / "m.csv"
     proc = subprocess.Popen([sys.executable, "-c", GENERATE_SCRIPT, diffusion, str(adapter), str(out), str(manifest)],
@@ -358,6 +361,7 @@ def class_views(tmp_path_factory, shapes_root, diffusion):
     return caches
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("share, text_lora", [("A", False), ("none", False), ("B", False), ("both", True)])
 def test_classes_trained_together_equal_each_class_trained_alone(tmp_path, diffusion, class_views, share, text_lora):
     """Three classes in one batched model: each class's adapter equals training that class alone from the same
@@ -391,6 +395,7 @@ train_loras(sys.argv[1], jobs, LoraTrainConfig(rank=4, steps=60, checkpoint_ever
 """
 
 
+@pytest.mark.slow
 def test_classes_trained_together_resume_after_sigkill_bit_identical(tmp_path, diffusion, class_views):
     from safetensors import safe_open
 
