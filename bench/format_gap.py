@@ -1,0 +1,108 @@
+"""What the compressed default changes, on two finished runs that differ only in `generate.format` (the same
+shots, LoRAs and noise: every synthetic image exists in both, encoded twice).
+
+    .venv/bin/python bench/format_gap.py results_mini results_mini_png [--features judge]
+
+Prints, as Markdown:
+- bytes and files per class set in each run (shards, manifests, stamps: what `generate` leaves on disk);
+- the Fréchet distance between the two encodings of the same set (per class, in the metrics' feature space)
+  against the distances between the sets of two different methods in the same run (same seed and class);
+- each set's gap metric (FD to the real test images) in both runs, and the classifier's accuracy in both,
+  paired seed by seed (second run minus first) with 95 % t-intervals.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ChimeraPipe.metrics.embeddings import read_embeddings
+from ChimeraPipe.metrics.gap import frechet_distance
+from ChimeraPipe.report.results import collect_evaluations, collect_gap
+from ChimeraPipe.report.tables import t_interval
+
+
+def set_sizes(results: Path) -> pd.DataFrame:
+    """Bytes, files and images of every class set of a run (method, generation tag, class)."""
+    rows = []
+    for manifest in results.glob("*/shots*_seed*/synth/*/*/*/manifest.csv"):
+        folder = manifest.parent
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        rows.append({"method": folder.parent.parent.name, "gen": folder.parent.name,
+                     "images": len(pd.read_csv(manifest)), "files": len(files),
+                     "bytes": sum(p.stat().st_size for p in files)})
+    return pd.DataFrame(rows)
+
+
+def embeddings(results: Path, features: str) -> dict[tuple[str, str, str], dict[str, np.ndarray]]:
+    """(seed folder, method, tag) -> class -> embeddings of that synthetic set."""
+    sets = {}
+    for path in results.glob(f"*/shots*_seed*/embeddings/{features}/synth/*/*.safetensors"):
+        rows, emb = read_embeddings(path)
+        key = (path.parents[4].name, path.parent.name, path.stem)
+        sets[key] = {cls: emb[(rows["class"] == cls).to_numpy()] for cls in rows["class"].unique()}
+    return sets
+
+
+def paired(first: pd.DataFrame, second: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    both = first.merge(second, on=[*keys, "seed"], suffixes=("_a", "_b"))
+    out = []
+    for group, sub in both.groupby(keys):
+        mean, half, n = t_interval(sub[f"{value}_b"] - sub[f"{value}_a"])
+        out.append({**dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True)),
+                    "first": round(sub[f"{value}_a"].mean(), 3), "second": round(sub[f"{value}_b"].mean(), 3),
+                    "second − first [95 % CI]": f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}] ({n})"})
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("first", type=Path, help="a finished run (e.g. the JPEG default)")
+    parser.add_argument("second", type=Path, help="the same run with another generate.format")
+    parser.add_argument("--features", default="judge", help="metrics.features of both runs")
+    args = parser.parse_args()
+
+    sizes = pd.concat([set_sizes(args.first).assign(run=str(args.first)),
+                       set_sizes(args.second).assign(run=str(args.second))])
+    per_set = sizes.groupby("run")[["images", "files", "bytes"]].mean()
+    per_set["bytes_per_image"] = sizes.groupby("run")["bytes"].sum() / sizes.groupby("run")["images"].sum()
+    print("## Per class set (mean over every method, tag and seed)\n")
+    print(per_set.round(1).to_markdown(), "\n")
+
+    first, second = embeddings(args.first, args.features), embeddings(args.second, args.features)
+    same, between = [], []
+    for key in sorted(set(first) & set(second)):
+        for cls in first[key]:
+            same.append({"method": key[1], "tag": key[2], "fd": frechet_distance(first[key][cls], second[key][cls])})
+    for (a, b) in itertools.combinations(sorted(first), 2):
+        if a[0] == b[0] and a[1] != b[1]:          # same seed, different methods
+            for cls in set(first[a]) & set(first[b]):
+                between.append(frechet_distance(first[a][cls], first[b][cls]))
+    same = pd.DataFrame(same)
+    print(f"## Fréchet distance per class ({args.features} features)\n")
+    print(f"- the same set, the two encodings: mean {same['fd'].mean():.4f}, max {same['fd'].max():.4f} "
+          f"({len(same)} class sets)")
+    between = np.array(between)
+    print(f"- two methods' sets in the first run: median {np.median(between):.4f}, 5th percentile "
+          f"{np.percentile(between, 5):.4f}, min {between.min():.4f} ({len(between)} pairs)")
+    print(f"- the encodings' distance as a share of the median between methods: "
+          f"{same['fd'].mean() / np.median(between):.2%}\n")
+    print(same.groupby(["method", "tag"])["fd"].mean().round(4).to_frame("FD, encodings of the same set")
+          .to_markdown(), "\n")
+
+    gap = [collect_gap([str(p) for p in run.glob("*/shots*_seed*/metrics/*/*.json")]) for run in (args.first,
+                                                                                              args.second)]
+    print("## Gap metric: FD to the real test images, paired over seeds\n")
+    print(paired(gap[0], gap[1], ["method", "generation"], "fd").to_markdown(index=False), "\n")
+    evals = [collect_evaluations([str(p) for p in run.glob("*/shots*_seed*/eval/*/*.json")])
+             for run in (args.first, args.second)]
+    evals = [e[e["method"] != "real"] for e in evals]
+    print("## Classifier accuracy (%), paired over seeds\n")
+    print(paired(evals[0], evals[1], ["method", "synthetic"], "accuracy").to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
