@@ -13,10 +13,9 @@ context of width 64), `mid` (64/128/256 channels, 16x16 latents), `sd21` SD 2.1-
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from bench_lora import timed
 
 from ChimeraPipe.diffusion.train import class_norm_clip
 from ChimeraPipe.lora import head_counts, inject_multihead_lora, lora_layers, stacked_routing
@@ -72,17 +71,7 @@ def step_time(size: str, classes: int, heads: int, share: str, device: str, dtyp
         class_norm_clip(owners, classes, 1.0)
         optimizer.step()
 
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed(step, device, repeats)
 
 
 def main() -> None:

@@ -56,6 +56,25 @@ def timed(fn, device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+def merge_per_image(reference, lora_unet, w, x, t, ctx):
+    """The naive path as a callable: one image at a time, W0 + delta(w_n) merged into every target layer of
+    `reference` (the plain UNet) and its CFG pair (rows n and batch + n) run alone; the weights restored after."""
+    merged = [(reference.get_submodule(name), layer) for name, layer in lora_layers(lora_unet).items()]
+    originals = [linear.weight.detach().clone() for linear, _ in merged]
+    batch = len(w)
+
+    def run():
+        for n in range(batch):
+            for (linear, layer), w0 in zip(merged, originals, strict=True):
+                linear.weight.copy_(w0 + layer.delta_weight(w[n]).to(w0.dtype))
+            rows = torch.tensor([n, batch + n], device=x.device)
+            reference(x[rows], t[rows], encoder_hidden_states=ctx[rows])
+        for (linear, _), w0 in zip(merged, originals, strict=True):
+            linear.weight.copy_(w0)
+
+    return run
+
+
 def bench_generation(size, device, dtype, batch, heads, rank, repeats):
     torch.manual_seed(0)
     unet, latent, ctx_dim = make_unet(size, device, dtype)
@@ -76,19 +95,7 @@ def bench_generation(size, device, dtype, batch, heads, rank, repeats):
 
     per_sample = timed(mixed, device, repeats)
 
-    merged = [(reference.get_submodule(name), layer) for name, layer in lora_layers(unet).items()]
-    originals = [linear.weight.detach().clone() for linear, _ in merged]
-
-    def naive():
-        # One image at a time: merge W0 + delta(w_n) into every target, forward its CFG pair.
-        for n in range(batch):
-            for (linear, layer), w0 in zip(merged, originals, strict=True):
-                linear.weight.copy_(w0 + layer.delta_weight(w[n]).to(w0.dtype))
-            rows = torch.tensor([n, batch + n], device=device)
-            reference(x[rows], t[rows], encoder_hidden_states=ctx[rows])
-        for (linear, _), w0 in zip(merged, originals, strict=True):
-            linear.weight.copy_(w0)
-
+    naive = merge_per_image(reference, unet, w, x, t, ctx)
     naive_s = timed(naive, device, max(1, repeats // 2))
     return plain, per_sample, naive_s
 

@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_lora import merge_per_image  # noqa: E402
+
 from ChimeraPipe.diffusion.train import class_norm_clip  # noqa: E402
 from ChimeraPipe.lora import (  # noqa: E402
     head_counts,
@@ -102,18 +104,7 @@ def generation_rows(size: dict, device: str, dtype) -> list[dict]:
             rows.append({"row": f"generation: per-sample mixing, K={heads}", "seconds": seconds,
                          "images_per_s": batch / (seconds * steps), "peak_gib": mem,
                          "vs_plain": plain / seconds})
-            merged = [(unet.get_submodule(n), layer) for n, layer in lora_layers(mixed_unet).items()]
-            originals = [linear.weight.detach().clone() for linear, _ in merged]
-
-            def naive():
-                for n in range(batch):
-                    for (linear, layer), w0 in zip(merged, originals, strict=True):
-                        linear.weight.copy_(w0 + layer.delta_weight(w[n]).to(w0.dtype))
-                    pair = torch.tensor([n, batch + n], device=device)
-                    unet(x[pair], t[pair], encoder_hidden_states=ctx[pair])
-                for (linear, _), w0 in zip(merged, originals, strict=True):
-                    linear.weight.copy_(w0)
-
+            naive = merge_per_image(unet, mixed_unet, w, x, t, ctx)
             naive_s, mem = measure(naive, device, max(1, size["repeats"] // 2))
             rows[-1]["vs_merge_per_image"] = naive_s / seconds
             rows.append({"row": f"generation: merge per image, K={heads}", "seconds": naive_s,
