@@ -24,7 +24,7 @@ from ChimeraPipe.pipeline.settings import LoraTrainConfig
 REPO = Path(__file__).resolve().parents[2]
 RULES = ["build_tiny_model", "demo_data", "split", "detect", "crops", "train", "generate", "classify",
          "evaluate", "report", "sample_grid", "box_quality", "embed_test", "embed_shots", "embed_synth",
-         "embed_prompts", "gap_metrics", "tsne", "dataset_table"]
+         "embed_prompts", "gap_metrics", "tsne", "dataset_table", "lora_spread"]
 
 
 READY_STATES = ("idle", "mixed", "allocated", "mix", "alloc")  # sinfo %T long names, %t short
