@@ -7,6 +7,7 @@ model's location is its staged folder (models/staging.py), checked against its m
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -200,6 +201,8 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
         train_loras(diffusion, jobs, cfg, pick_device(device), base_model=diffusion, checkpoint_path=checkpoint)
 
     entries = run_class_groups(classes, lambda c: root / c, inputs, outputs, work, cfg.classes_per_step, "train")
+    with contextlib.suppress(OSError):  # each group removed its checkpoint; other parts' jobs may still hold theirs
+        (root / ".checkpoints").rmdir()
     write_index(out_index, entries)
 
 
