@@ -63,6 +63,11 @@ def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.0) -> flo
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def loader_workers(threads: int) -> int:
+    """DataLoader workers for a job of `threads` threads: all but one, which the main process keeps for the model."""
+    return max(0, threads - 1)
+
+
 def setup_logging(log_file: str | Path | None = None) -> None:
     """Send logging, warnings and tqdm bars (stderr) of a rule's job to its log file."""
     if log_file:

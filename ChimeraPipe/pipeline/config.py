@@ -49,7 +49,9 @@ def classify_workers(config: dict, threads: int) -> int:
     threads but one (the main process steps the model). Not a rule param: the views and so the classifier do
     not depend on it (classify.data.SeededOrder), so changing it, or the threads, re-runs nothing."""
     workers = _settings(ClassifierConfig, dict(config.get("classify") or {}), "classify").num_workers
-    return max(0, threads - 1) if workers is None else workers
+    from ..core.runtime import loader_workers  # here: the Snakefile imports this module and must stay torch-free
+
+    return loader_workers(threads) if workers is None else workers
 
 
 def _settings(cls, section: dict, name: str):

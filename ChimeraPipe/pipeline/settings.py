@@ -107,7 +107,7 @@ class ClassifierConfig:
     mix_prob: float = 0.2             # share of batches given CutMix or MixUp (LoFT's IS_MIX_AUG)
     lora_init: str = "kaiming"        # loralib's kaiming-uniform A (a = sqrt(5)); or gaussian
     select: str = "last"              # last epoch, or the epoch best on the dataset's val split (never test)
-    num_workers: int | None = None    # DataLoader workers; None: the job's threads - 1 (results do not depend on it)
+    num_workers: int | None = None    # DataLoader workers; None: the classify job's threads - 1, else 0 (results same)
     seed: int = 0
     precision: str = "auto"           # autocast on GPU: bf16, or fp16 with loss scaling
 
