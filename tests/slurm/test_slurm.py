@@ -147,12 +147,16 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
     target = str(lora_dir.parent / "parts" / "p000.json")  # the part holding circle (one class per job)
     proc = subprocess.Popen(slurm_command(config, targets=(target,), timeout=400),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = lora_dir / "checkpoint.safetensors"
+    checkpoints = lora_dir.parent / ".checkpoints"  # the part's training groups checkpoint here, one file each
+
+    def checkpoint_written() -> bool:
+        return any(checkpoints.glob("*.safetensors"))
+
     deadline = time.time() + 300
-    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+    while not checkpoint_written() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     job = running_job("rule_train", time.time() + 5)
-    assert checkpoint.exists() and job, "training never reached its first checkpoint under SLURM"
+    assert checkpoint_written() and job, "training never reached its first checkpoint under SLURM"
     time.sleep(1.0)
     subprocess.run(["scancel", job], check=True)
     try:
@@ -161,7 +165,7 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
         # Seen with plugin 2.8: the controller can keep waiting on a cancelled job; stop it as a user would.
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-    assert not Path(target).exists() and not (lora_dir / "adapter.safetensors").exists() and checkpoint.exists()
+    assert not Path(target).exists() and not (lora_dir / "adapter.safetensors").exists() and checkpoint_written()
     subprocess.run([sys.executable, "-m", "snakemake", "--unlock", "--directory", str(REPO), "--snakefile",
                     str(REPO / "Snakefile"), "--configfile", str(config)], capture_output=True, check=True)
 
@@ -169,6 +173,7 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     log = (results / "logs" / "train" / "shapes" / "shots4_seed0" / "chimera" / "p000.log").read_text()
     assert "resuming from" in log
+    assert not checkpoints.exists()  # the finished group removed its checkpoint, then the empty folder went
 
     # The same adapter as one uninterrupted run on the same cached views.
     views = results / "shapes" / "shots4_seed0" / "crops" / "box-grounded_sam" / "circle" / "views.safetensors"
