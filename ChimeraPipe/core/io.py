@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported by the functions that need it: the Snakefile imports this module
+    import numpy as np
     import torch
 
 
@@ -72,6 +73,25 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such tensor file")
+    return load_file(str(path))
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    """`save_tensors` for numpy arrays, without torch: the same safetensors file."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
+
+
+def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """`load_tensors` as numpy arrays, without torch."""
+    from safetensors.numpy import load_file
 
     path = Path(path)
     if not path.is_file():

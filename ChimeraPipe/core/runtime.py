@@ -1,4 +1,7 @@
-"""Device and precision choice, the learning-rate schedule, and the set-up every rule's job does first."""
+"""Device and precision choice, the learning-rate schedule, and the set-up every rule's job does first.
+
+Torch is imported where a function needs it, not with this module: every job's script imports it first, and
+the jobs that never touch a tensor (splits, tables, the report) start without paying for torch."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,13 +10,20 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# The variables the BLAS / OpenMP pools read when torch (or numpy) first starts them.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def pick_device(spec: str = "auto") -> str:
+    import torch
+
     if spec == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
@@ -30,10 +40,14 @@ class Precision:
 
     @property
     def name(self) -> str:
+        import torch
+
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast]
 
     def autocast_on(self, device: str) -> torch.autocast:
         """The autocast context of this precision on `device` (disabled for fp32)."""
+        import torch
+
         return torch.autocast(device.split(":")[0], dtype=self.autocast, enabled=self.autocast is not None)
 
 
@@ -44,6 +58,8 @@ def resolve_precision(device: str, precision: str = "auto", bf16_supported: bool
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32" or not device.startswith("cuda"):
         return Precision(None, False)
+    import torch
+
     if precision == "auto":
         if bf16_supported is None:
             bf16_supported = torch.cuda.is_bf16_supported()
@@ -89,6 +105,17 @@ def hub_offline() -> None:
         constants.HF_HUB_OFFLINE = True
 
 
+def use_threads(threads: int) -> None:
+    """Compute on `threads` threads: set for torch now if it is loaded, else through the variables it reads when
+    it loads (so a job that never imports torch never pays for it); DataLoader workers inherit them."""
+    threads = max(1, int(threads))
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def start_job(log_file: str | Path | None, threads: int | None = None, offline: bool = True) -> None:
     """What every rule's script does first: log to the rule's log, use the cores it was given, and keep off the
     hub (`offline=False` only for the fetch step)."""
@@ -96,4 +123,4 @@ def start_job(log_file: str | Path | None, threads: int | None = None, offline: 
     if offline:
         hub_offline()
     if threads:
-        torch.set_num_threads(max(1, int(threads)))
+        use_threads(threads)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..core.io import load_tensors, save_tensors, write_csv
+from ..core.io import load_arrays, save_arrays, write_csv
 
 
 def rows_path(embeddings_path: str | Path) -> Path:
@@ -20,13 +19,12 @@ def write_embeddings(path: str | Path, rows: pd.DataFrame, embeddings: np.ndarra
     if len(rows) != len(embeddings):
         raise ValueError(f"{path}: {len(rows)} images but {len(embeddings)} embeddings")
     write_csv(rows_path(path), rows[[c for c in ("path", "class", "predicted") if c in rows]].reset_index(drop=True))
-    save_tensors(path, {"embeddings": torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32))},
-                 metadata={"features": extractor})
+    save_arrays(path, {"embeddings": np.asarray(embeddings, dtype=np.float32)}, metadata={"features": extractor})
 
 
 def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     rows = pd.read_csv(rows_path(path))
-    emb = load_tensors(path)["embeddings"].numpy()
+    emb = load_arrays(path)["embeddings"]
     if len(rows) != len(emb):
         raise ValueError(f"{path}: {len(emb)} embeddings but {len(rows)} rows in {rows_path(path)}")
     return rows, emb
@@ -36,7 +34,7 @@ def features_of(path: str | Path) -> str:
     """The extractor that made an embeddings file."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
+    with safe_open(str(path), framework="np") as f:
         meta = f.metadata() or {}
     if "features" not in meta:
         raise ValueError(f"{path}: not an embeddings file (no 'features' in its metadata)")

@@ -14,12 +14,6 @@ from pathlib import Path
 import pandas as pd
 
 from .. import datasets
-from ..boxes import detect, quality
-from ..boxes.views import build_view_cache
-from ..classify.backends import make_backend
-from ..classify.evaluate import evaluate_classifier
-from ..classify.judge import fit_judge
-from ..classify.loop import train_classifier
 from ..core import shards
 from ..core.hashing import file_digest, settings_digest, stable_seed
 from ..core.images import load_rgb
@@ -28,20 +22,9 @@ from ..core.names import HEAD_TAG, class_prompt
 from ..core.provenance import git_commit, hardware, package_version
 from ..core.runtime import pick_device
 from ..datasets.demo import read_annotations
-from ..diffusion.clip_filter import ClipFilter
-from ..diffusion.generate import RealGuidance, generate_class
-from ..diffusion.train import ClassJob, train_loras
-from ..metrics import embeddings, gap
-from ..metrics.features import EXTRACTORS, feature_extractor
-from ..metrics.pixels import grey_thumbnails
-from ..metrics.spread import method_spread
-from ..metrics.tsne import write_tsne_plot
 from ..models.specs import BUILT_SPECS
 from ..models.staged import describe_model
 from ..models.staging import is_staged, model_identity, verify_staged
-from ..report import build_report, write_image_grid, write_sample_grid
-from ..report.provenance import job_hardware
-from ..report.stage_times import stage_summary, stage_times
 from .parts import PartIndexError, class_files, run_class_groups, run_classes, write_index
 from .presets import option
 from .settings import (
@@ -53,6 +36,10 @@ from .settings import (
     settings_dataclass,
     source_judge_settings,
 )
+
+# Each stage imports the modules of the stages below it that it uses (torch, diffusers, torchvision, matplotlib,
+# scipy) inside its function: a rule's job then loads only what its own stage needs, and the light jobs (splits,
+# tables, metrics, the report) start in a fraction of a second instead of the seconds torch and torchvision take.
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +98,8 @@ def split(table_csv: str, classes: list[str], shots: int, seed: int, out_csv: st
 
 def _detector(backend: str, root: str, models: dict, settings: dict, noun: str, device: str):
     """A function paths, class -> boxes for the backend; models are loaded once per job."""
+    from ..boxes import detect
+
     if backend == "full":
         return lambda paths, _: detect.full_boxes(paths)
     if backend == "annotations":
@@ -128,6 +117,8 @@ def detect_part(split_csv: str, classes: list[str], backend: str, out_csv: str, 
                 root: str, models: dict, settings: dict, device: str = "auto", names: dict | None = None) -> None:
     """Boxes of the part's reference images: one CSV (a `class` column first) and a preview, a row per class.
     `settings`: the detect section and the dataset's Grounding-DINO `noun`."""
+    from ..report import write_image_grid
+
     shots = shots_by_class(split_csv, classes)
     boxes_of = _detector(backend, root, checked_models(models), settings, settings["noun"], device)
     frames, rows = [], []
@@ -152,6 +143,8 @@ def crops_part(split_csv: str, boxes_csv: str, classes: list[str], out_index: st
     `settings`: the crops section and the `mode`: box (box-constrained), random (DataDream's square) or
     center (LoFT's one centre crop)."""
     from diffusers import AutoencoderKL
+
+    from ..boxes.views import build_view_cache
 
     mode, models = settings["mode"], checked_models(models)
     boxes, root, shots = pd.read_csv(boxes_csv), class_folders(out_index), shots_by_class(split_csv, classes)
@@ -180,6 +173,8 @@ def train_part(views_index: str, classes: list[str], out_index: str, *, models: 
                prompt_prefix: str = "", device: str = "auto", names: dict | None = None) -> None:
     """One adapter per class of the part, `<class>/adapter.safetensors` (+ .json), and the part index; the classes
     not done yet train together, `classes_per_step` at a time, each group resuming from its own checkpoint."""
+    from ..diffusion.train import ClassJob, train_loras
+
     cfg = settings_dataclass(LoraTrainConfig, train_settings, "train")
     diffusion = checked_models(models)["diffusion"]
     views, root = class_files([views_index], "views"), class_folders(out_index)
@@ -215,6 +210,9 @@ def generate_part(adapter_index: str | None, classes: list[str], out_index: str,
 
     Real guidance (method `guidance: real`) starts from the class's shots in `split_csv`; the CLIP filter
     (`clip_filter: true`) judges each image against the prompts of `all_classes` (the whole dataset)."""
+    from ..diffusion.clip_filter import ClipFilter
+    from ..diffusion.generate import RealGuidance, generate_class
+
     diffusion, root = checked_models(models)["diffusion"], class_folders(out_index)
     generation = settings_dataclass(GenerationSettings, settings, "generate")
     device = pick_device(device)
@@ -291,6 +289,9 @@ def classify(split_csv: str, synth_indexes: list[str], classes: list[str], out_c
     None); with `select: val` the dataset's val split (from the table) picks the epoch. The text head reads
     the classes' display names. Resumes from its last finished epoch. `num_workers` DataLoader workers
     (config.classify_workers) decode and augment; the result does not depend on how many."""
+    from ..classify.backends import make_backend
+    from ..classify.loop import train_classifier
+
     cfg = settings_dataclass(ClassifierConfig, {**settings, "seed": seed, "num_workers": num_workers}, "classify")
     models = checked_models(models)
     manifests = list(class_files(synth_indexes, "manifest").values())
@@ -313,6 +314,8 @@ def evaluate(classifier: str, table_csv: str, classes: list[str], out_json: str,
     """Accuracy on the dataset's test split (its val split where it has no test split, e.g. ISIC without
     the Test part; `eval_split` in the result says which); `groups` (e.g. a long-tail dataset's head and
     tail classes) are also scored apart."""
+    from ..classify.evaluate import evaluate_classifier
+
     try:
         rows, which = datasets.eval_rows(pd.read_csv(table_csv), classes)
     except datasets.DatasetLayoutError as err:
@@ -327,6 +330,9 @@ def provenance(run: dict, *, results: str | None = None, classifier_jsons: list[
     the effective config's digest (`config_digest`), `seeds` and the `pretrain` settings; the classifier
     descriptions and generation part indexes say where their jobs ran; `results`' benchmark files how long
     each stage took."""
+    from ..report.provenance import job_hardware
+    from ..report.stage_times import stage_summary, stage_times
+
     models = []
     for kind, spec in run["models"].items():
         model = describe_model(kind, spec, run["models_dir"])
@@ -345,6 +351,8 @@ def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), ts
            judge_jsons: list[str] = (), spread_jsons: list[str] = (), provenance: dict | None = None) -> None:
     """Every table and figure for what the run produced: out_dir/{accuracy.*, tables/, figures/, report.md,
     report.html}, opening with `provenance` (see `provenance`) and its provenance.json when given."""
+    from ..report import build_report
+
     build_report(list(eval_jsons), list(gap_jsons), list(tsne_pngs), list(grid_dirs), list(box_quality_csvs),
                  out_dir, base_dirs=list(base_dirs), judge_jsons=list(judge_jsons), spread_jsons=list(spread_jsons),
                  provenance=provenance)
@@ -353,6 +361,8 @@ def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), ts
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],
                 out_csv: str, out_md: str) -> None:
     """`boxes`: backend -> detect part CSVs; `views`: backend -> crops part indexes."""
+    from ..boxes import quality
+
     truth, _ = read_annotations(root, annotations_file)
     view_caches = {backend: list(class_files(indexes, "views").values()) for backend, indexes in views.items()}
     table = quality.box_quality(boxes, view_caches, truth)
@@ -364,6 +374,8 @@ def sample_grids(split_csv: str, classes: list[str], synth_indexes: dict[str, li
                  per_row: int = 8) -> None:
     """`<class>.png` per class in out_dir: the real shots, then a row of generated images per synthetic set
     (keys of `synth_indexes`: the sets' labels)."""
+    from ..report import write_sample_grid
+
     manifests = {label: class_files(indexes, "manifest") for label, indexes in synth_indexes.items()}
     shots = shots_by_class(split_csv, classes)
     with atomic_dir(out_dir) as tmp:
@@ -412,6 +424,9 @@ def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: 
           batch_size: int = 64, num_workers: int = 0) -> None:
     """Embeddings of an image set in the `features` space (its extractor's model from `models`; one file per
     set, reused by every metric)."""
+    from ..metrics import embeddings
+    from ..metrics.features import EXTRACTORS, feature_extractor
+
     location = checked_models(models)[EXTRACTORS[features].model_kind]
     extractor = feature_extractor(features, location, pick_device(device), batch_size, num_workers)
     emb = extractor.embed_images(list(rows["path"]))
@@ -423,6 +438,9 @@ def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: 
 def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | None = None, prompt_prefix: str = "",
                   device: str = "auto") -> None:
     """CLIP text embeddings of the class prompts (rows: prompt, class), for the CLIP score."""
+    from ..metrics import embeddings
+    from ..metrics.features import feature_extractor
+
     prompts = [prompt_of(c, names, prompt_prefix) for c in classes]
     extractor = feature_extractor("clip", checked_models(models)["clip"], pick_device(device))
     embeddings.write_embeddings(out, pd.DataFrame({"path": prompts, "class": classes}),
@@ -435,6 +453,9 @@ def gap_metrics(test: str, shots: str, synth: str, synth_clip: str | None, promp
     CLIP embeddings (`synth_clip`, `prompts`) whatever space the other metrics are computed in; without
     them it is left out (NaN). The regime metrics (nearest shot, copy rate, own shot of a one-head set)
     are computed in the features and, with `pixel_size`, on grey thumbnails of the images."""
+    from ..metrics import embeddings, gap
+    from ..metrics.pixels import grey_thumbnails
+
     frames, emb = {}, {}
     for name, path in (("test", test), ("shots", shots), ("synth", synth)):
         frames[name], emb[name] = embeddings.read_embeddings(path)
@@ -459,6 +480,8 @@ def gap_metrics(test: str, shots: str, synth: str, synth_clip: str | None, promp
 
 def lora_spread(adapter_indexes: list[str], out_json: str, *, models: dict, tags: dict | None = None) -> dict:
     """How far a method's LoRA heads move the base and how much they differ (metrics.spread), over its adapters."""
+    from ..metrics.spread import method_spread
+
     result = {**method_spread(class_files(adapter_indexes, "adapter"), models["diffusion"]), "tags": tags or {}}
     write_json(out_json, result)
     return result
@@ -467,6 +490,9 @@ def lora_spread(adapter_indexes: list[str], out_json: str, *, models: dict, tags
 def tsne(test: str, shots: str, synth: dict[str, str], cls: str, out_png: str, *, seed: int = 0,
          perplexity: float = 30.0, title: str = "") -> None:
     """t-SNE of one class: real shots, real test images and each labelled synthetic set."""
+    from ..metrics import embeddings
+    from ..metrics.tsne import write_tsne_plot
+
     groups = {}
     for label, path in (("real test", test), ("real shots", shots), *synth.items()):
         rows, emb = embeddings.read_embeddings(path)
@@ -478,6 +504,8 @@ def train_judge(table_csv: str, classes: list[str], out: str, *, epochs: int, im
                 device: str = "auto") -> None:
     """The dataset's judge: the CNN on all its real training images, scored on its evaluation split (test
     accuracy in the JSON)."""
+    from ..classify.judge import fit_judge
+
     table = pd.read_csv(table_csv)
     fit_judge(datasets.split_rows(table, "train", classes), datasets.eval_rows(table, classes)[0], classes, out,
               judge_settings(epochs, image_size), pick_device(device))
