@@ -106,7 +106,7 @@ def demo_run(tmp_path_factory):
     data = yaml.safe_load(config.read_text())
     data["datasets"]["aircraft"] = AIRCRAFT
     config.write_text(yaml.safe_dump(data))
-    result = snakemake(configfile=config)
+    result = snakemake("--max-threads", "1", configfile=config)  # as `make demo`: tiny jobs, one thread each
     assert result.returncode == 0, result.stderr[-4000:]
     return root / "results", config
 

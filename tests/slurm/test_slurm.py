@@ -94,9 +94,11 @@ def write_config(root: Path, **changes) -> Path:
     config.update({"results": str(results), "methods": ["real", "chimera"], "num_images": 4, "alpha": 1.0,
                    "classes_per_job": 1, "train": {"steps": 12, "checkpoint_every": 5}, **changes})
     # One dataset of two classes keeps the job count (and SLURM's per-layer scheduling latency) small on a
-    # 2-core node; one class per job, so a part is a class.
+    # 2-core node; one class per job unless changed, so a part is a class. No box-quality table: it would add
+    # the detect and crops jobs of two more box backends.
     del config["datasets"]["shapes_longtail"]
-    config["datasets"]["shapes"].update(root=str(results / "data" / "shapes"), classes=["circle", "square"])
+    config["datasets"]["shapes"].update(root=str(results / "data" / "shapes"), classes=["circle", "square"],
+                                        box_quality=False)
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -110,8 +112,8 @@ def sacct_rules(since: str) -> set[str]:
 
 def test_demo_runs_on_slurm_with_accounting(tmp_path):
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
-    config = write_config(tmp_path)
-    # Each part's chain from boxes to synthetic images runs as one group job (one sbatch per class here).
+    config = write_config(tmp_path, classes_per_job=2)
+    # The part's chain from boxes to synthetic images runs as one group job (one part of both classes here).
     result = slurm_snakemake(config, "--groups", "detect=chain", "crops=chain", "train=chain", "generate=chain")
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     results = tmp_path / "results"
