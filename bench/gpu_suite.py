@@ -186,13 +186,14 @@ def classifier_rows(size: dict, device: str, dtype) -> tuple[list[dict], float]:
 def loader_rows(classifier_rate: float, images: int) -> list[dict]:
     import tempfile
 
-    from ChimeraPipe.classify.augment import AnchorViews
+    from ChimeraPipe.classify.augment import AnchorViews, Normalise
 
     from bench_loader import MEAN, STD, natural_images, rate, write_sets
 
     with tempfile.TemporaryDirectory() as tmp:
         sets = write_sets(natural_images(images), Path(tmp))
-        per_core = rate(sets["jpeg shard"], AnchorViews(224, MEAN, STD), 1, repeats=1)
+        per_core = rate(sets["jpeg shard"], AnchorViews(224), 1, repeats=1,
+                        normalise=Normalise(MEAN, STD))
     return [{"row": "input pipeline: JPEG shard, crop first, per core", "images_per_s": per_core,
              "cores_to_feed_classifier": classifier_rate / per_core}]
 

@@ -158,6 +158,10 @@ class TinyBackend:
     def logits(self, pixels):
         return self.model(pixels.flatten(1))
 
+    @staticmethod
+    def inputs(pixels):
+        return pixels
+
 
 @pytest.mark.parametrize("backend", ["clip", "cnn"])
 def test_mixing_never_moves_the_data_order_or_the_augmentation_stream(backend):
@@ -327,3 +331,18 @@ def test_classifier_killed_after_epoch_2_resumes_bit_identical(tmp_path, models_
         if job.poll() is None:
             job.kill()
             job.wait()
+
+
+def test_uint8_eval_views_normalised_in_the_step_equal_open_clips_preprocess(models_dir, shapes_root):
+    """Evaluation hands uint8 views to the model's device and normalises the batch there: the values are open_clip's
+    own preprocess's, to the bit, for colour and grey images."""
+    from ChimeraPipe.classify.augment import Normalise
+    from ChimeraPipe.models.clip import preprocess_stats, uint8_preprocess
+
+    _, preprocess, _ = load_clip(resolve_model("clip", "tiny", models_dir))
+    views, normalise = uint8_preprocess(preprocess), Normalise(*preprocess_stats(preprocess))
+    image = Image.open(sorted(shapes_root.rglob("*.png"))[0]).convert("RGB").resize((90, 70))
+    for picture in (image, image.convert("L")):
+        view = views(picture)
+        assert view.dtype == torch.uint8
+        assert torch.equal(normalise(view[None])[0], preprocess(picture))

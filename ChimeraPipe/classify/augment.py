@@ -9,6 +9,10 @@ kernels. What differs: RandAugment sees the view instead of the whole image, so 
 translations turn the view about the view's centre (their black fill lands in the view's corners) and its
 contrast, equalize and autocontrast read the view's statistics; the blur is PIL's Gaussian (untruncated)
 instead of a 9-tap kernel. The operations, their probabilities and their ranges are the anchors'.
+
+The CLIP recipes hand uint8 views to the DataLoader (a quarter of the bytes a float view has, and no float
+arithmetic in the workers); `Normalise` turns a batch of them into the model's normalised floats in the
+training step, on the model's device.
 """
 from __future__ import annotations
 
@@ -23,11 +27,11 @@ from ..core.images import open_image, to_rgb
 from .recipes import AUGMENTS
 
 
-def clip_train_transform(size: int, mean, std, augment: str, crop_first: bool = True):
-    """PIL image (or, `from_path`, a path) -> normalised tensor at size x size for the CLIP backend; the anchors'
-    recipe crop first (AnchorViews) unless `crop_first` is false."""
+def clip_train_transform(size: int, augment: str, crop_first: bool = True):
+    """PIL image (or, `from_path`, a path) -> uint8 view [3, size, size] for the CLIP backend (`Normalise` makes
+    it the model's input); the anchors' recipe crop first (AnchorViews) unless `crop_first` is false."""
     if augment == "anchor" and crop_first:
-        return AnchorViews(size, mean, std)
+        return AnchorViews(size)
     if augment == "anchor":
         steps = [v2.RandAugment(num_ops=2, magnitude=9),
                  v2.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=v2.InterpolationMode.BICUBIC),
@@ -39,7 +43,23 @@ def clip_train_transform(size: int, mean, std, augment: str, crop_first: bool = 
                  v2.RandomHorizontalFlip()]
     else:
         raise ValueError(f"augment {augment!r} is not a CLIP recipe; expected one of {AUGMENTS['clip']}")
-    return v2.Compose([v2.PILToTensor(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    return v2.Compose([v2.PILToTensor(), *steps])
+
+
+class Normalise:
+    """A batch of uint8 views [B, 3, H, W] -> float32 in [0, 1], normalised by the model's mean and std, on the
+    batch's device: the same arithmetic, value for value, as a float transform at the end of each view's
+    pipeline, done once per batch in the step instead."""
+
+    def __init__(self, mean, std):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.dtype != torch.uint8:
+            raise TypeError(f"Normalise takes uint8 views, got {pixels.dtype}")
+        mean, std = self.mean.to(pixels.device), self.std.to(pixels.device)
+        return (pixels.float() / 255 - mean) / std
 
 
 def cnn_train_transform(size: int, mean, std, augment: str) -> v2.Compose:
@@ -53,16 +73,14 @@ def cnn_train_transform(size: int, mean, std, augment: str) -> v2.Compose:
 
 class AnchorViews:
     """The anchors' recipe, crop first (see the module's docstring): `from_path(path)` decodes and augments one
-    image (a file or a shard reference) into a normalised [3, size, size] tensor. Uses the global torch RNG, as
+    image (a file or a shard reference) into a uint8 [3, size, size] view. Uses the global torch RNG, as
     torchvision's transforms do (a DataLoader worker's own stream)."""
 
-    def __init__(self, size: int, mean, std):
+    def __init__(self, size: int):
         self.size = size
         self.crop = v2.RandomResizedCrop(size, scale=(0.25, 1.0))             # its parameters only
         self.rand_augment = v2.RandAugment(num_ops=2, magnitude=9)
         self.jitter = v2.ColorJitter(0.4, 0.4, 0.2, 0.1)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     def view(self, path) -> Image.Image:
         """The 224 px crop of the image, decoded no larger than the crop needs."""
@@ -99,8 +117,7 @@ class AnchorViews:
         return view
 
     def from_path(self, path) -> torch.Tensor:
-        pixels = pil_to_tensor(self.augment(self.view(path))).float() / 255
-        return (pixels - self.mean) / self.std
+        return pil_to_tensor(self.augment(self.view(path)))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """An image already decoded: the same recipe, cropped from it."""
@@ -108,5 +125,4 @@ class AnchorViews:
         view = image.resize((self.size, self.size), Image.Resampling.BICUBIC,
                             box=(params["left"], params["top"], params["left"] + params["width"],
                                  params["top"] + params["height"]))
-        pixels = pil_to_tensor(self.augment(view)).float() / 255
-        return (pixels - self.mean) / self.std
+        return pil_to_tensor(self.augment(view))

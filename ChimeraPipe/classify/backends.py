@@ -1,7 +1,8 @@
 """The two classifier backends behind one interface, so one loop trains both and one function evaluates both.
 
 A backend holds its model and says: which parameters train (`parameters`), which tensors make up its state
-(`state`: restored in place on resume, written as the classifier), its transforms, and its logits."""
+(`state`: restored in place on resume, written as the classifier), its transforms, what a batch of its
+views (either transform's) becomes on the model's device (`inputs`), and its logits."""
 from __future__ import annotations
 
 import json
@@ -11,9 +12,16 @@ import torch
 
 from ..core.io import load_tensors
 from ..lora.layer import load_lora_state_dict, lora_state_dict
-from ..models.clip import image_features, load_clip, preprocess_size, preprocess_stats, text_features
+from ..models.clip import (
+    image_features,
+    load_clip,
+    preprocess_size,
+    preprocess_stats,
+    text_features,
+    uint8_preprocess,
+)
 from ..models.cnn import MEAN, STD, SmallCNN, eval_transform
-from .augment import clip_train_transform, cnn_train_transform
+from .augment import Normalise, clip_train_transform, cnn_train_transform
 from .clip_lora import inject_clip_lora
 
 
@@ -25,13 +33,13 @@ class ClipBackend:
 
     def __init__(self, clip_location: str, prompts: list[str], cfg, device: str = "cpu"):
         self.location, self.prompts, self.device = str(clip_location), list(prompts), device
-        self.model, self.eval_transform, self.tokenizer = load_clip(self.location)
+        self.model, preprocess, self.tokenizer = load_clip(self.location)
         inject_clip_lora(self.model, cfg.rank, cfg.lora_alpha, cfg.dropout, cfg.lora_init)
         self.model.to(device)
         self.logit_scale = self.model.logit_scale.exp().detach()
-        self.train_transform = clip_train_transform(preprocess_size(self.eval_transform),
-                                                    *preprocess_stats(self.eval_transform), cfg.augment,
-                                                    cfg.crop_first)
+        self.train_transform = clip_train_transform(preprocess_size(preprocess), cfg.augment, cfg.crop_first)
+        self.eval_transform = uint8_preprocess(preprocess)        # open_clip's, ending in uint8 views
+        self.inputs = Normalise(*preprocess_stats(preprocess))    # uint8 views -> the model's normalised input
         self._text = None
 
     @property
@@ -78,6 +86,11 @@ class CnnBackend:
         self.model = SmallCNN(len(self.classes)).to(device)
         self.train_transform = cnn_train_transform(self.image_size, MEAN, STD, cfg.augment)
         self.eval_transform = eval_transform(self.image_size)
+
+    @staticmethod
+    def inputs(pixels: torch.Tensor) -> torch.Tensor:
+        """Its transforms normalise already (8-16 px images: nothing to gain from uint8 views)."""
+        return pixels
 
     @property
     def num_classes(self) -> int:

@@ -39,7 +39,7 @@ def predict(backend, paths: list[str], device: str, precision, batch_size: int =
     for pixels in image_batches(paths, backend.eval_transform, batch_size, num_workers,
                                 pin_memory=device.startswith("cuda")):
         with precision.autocast_on(device):
-            labels.append(backend.logits(pixels.to(device, non_blocking=True)).float().argmax(-1).cpu())
+            labels.append(backend.logits(backend.inputs(pixels.to(device, non_blocking=True))).float().argmax(-1).cpu())
     return torch.cat(labels).numpy() if labels else np.zeros(0, np.int64)
 
 
@@ -84,7 +84,7 @@ def fit(backend, data: torch.utils.data.Dataset, cfg, device: str = "cpu", mixed
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * warmup_cosine(it, total, warmup, floor=cfg.min_lr / cfg.lr)
             pixels, labels = pixels.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            pixels, targets = mix_batch(pixels, labels, num_classes, cfg.mix_prob, mixing)
+            pixels, targets = mix_batch(backend.inputs(pixels), labels, num_classes, cfg.mix_prob, mixing)
             with precision.autocast_on(device):
                 logits = backend.logits(pixels)
             per_sample = F.cross_entropy(logits.float(), targets, reduction="none")

@@ -46,6 +46,21 @@ def preprocess_size(preprocess) -> int:
     raise ValueError("cannot tell the CLIP input size from its transform")
 
 
+def uint8_preprocess(preprocess):
+    """The CLIP's eval transform up to its float conversion, ending in uint8 views [3, H, W] instead: its resize,
+    crop and RGB steps as they are; the float scaling and the normalisation (`preprocess_stats`) are left to the
+    step, which does them on a whole batch (classify.augment.Normalise: the same values)."""
+    from torchvision import transforms
+    from torchvision.transforms.v2 import PILToTensor
+
+    steps = list(preprocess.transforms)
+    to_tensor = [i for i, t in enumerate(steps) if isinstance(t, transforms.ToTensor)]   # open_clip's MaybeToTensor
+    if len(to_tensor) != 1 or to_tensor[0] != len(steps) - 2 or not isinstance(steps[-1], transforms.Normalize):
+        raise ValueError(f"cannot split the CLIP's transform {[type(t).__name__ for t in steps]}: "
+                         "expected its steps to end with ToTensor, Normalize")
+    return transforms.Compose([*steps[:-2], PILToTensor()])
+
+
 def preprocess_stats(preprocess) -> tuple:
     """(mean, std) of the CLIP's input normalisation."""
     for t in preprocess.transforms:
