@@ -9,11 +9,17 @@ Prints, as Markdown:
   against the distances between the sets of two different methods in the same run (same seed and class);
 - each set's gap metric (FD to the real test images) in both runs, and the classifier's accuracy in both,
   paired seed by seed (second run minus first) with 95 % t-intervals.
+
+Only the synthetic sets encoded differently in the two runs are compared: a set whose shards are the same
+bytes in both (copied into the second run rather than generated again) says nothing about the encoding and
+is left out of every section, and named.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +32,52 @@ from ChimeraPipe.report.tables import t_interval
 
 
 def set_sizes(results: Path) -> pd.DataFrame:
-    """Bytes, files and images of every class set of a run (method, generation tag, class)."""
+    """Bytes, files and images of every class set of a run (dataset, seed, method, generation tag, class)."""
     rows = []
     for manifest in results.glob("*/shots*_seed*/synth/*/*/*/manifest.csv"):
         folder = manifest.parent
         files = [p for p in folder.rglob("*") if p.is_file()]
-        rows.append({"method": folder.parent.parent.name, "gen": folder.parent.name,
+        rows.append({"dataset": folder.parents[4].name,
+                     "seed": int(re.search(r"_seed(\d+)$", folder.parents[3].name).group(1)),
+                     "method": folder.parent.parent.name, "generation": folder.parent.name,
                      "images": len(pd.read_csv(manifest)), "files": len(files),
                      "bytes": sum(p.stat().st_size for p in files)})
     return pd.DataFrame(rows)
 
 
-def embeddings(results: Path, features: str) -> dict[tuple[str, str, str], dict[str, np.ndarray]]:
-    """(seed folder, method, tag) -> class -> embeddings of that synthetic set."""
+def set_digests(results: Path) -> dict[tuple[str, int, str, str], str]:
+    """(dataset, seed, method, generation tag) -> a digest of the set's shards (every class): the same in two runs
+    only when the set's encoded images are the same bytes."""
+    digests = {}
+    for folder in sorted(results.glob("*/shots*_seed*/synth/*/*")):
+        digest = hashlib.sha256()
+        for shard in sorted(folder.rglob("*.tar")):
+            digest.update(str(shard.relative_to(folder)).encode() + b"\0" + shard.read_bytes())
+        seed = int(re.search(r"_seed(\d+)$", folder.parents[2].name).group(1))
+        digests[(folder.parents[3].name, seed, folder.parent.name, folder.name)] = digest.hexdigest()
+    return digests
+
+
+def reencoded(first: Path, second: Path) -> tuple[set, set]:
+    """The sets of both runs whose shards differ (compared), and those that are the same bytes (left out)."""
+    a, b = set_digests(first), set_digests(second)
+    both = set(a) & set(b)
+    return {k for k in both if a[k] != b[k]}, {k for k in both if a[k] == b[k]}
+
+
+def keep(frame: pd.DataFrame, sets: set) -> pd.DataFrame:
+    """The rows (dataset, seed, method, generation) of `sets`."""
+    keys = zip(frame["dataset"], frame["seed"].astype(int), frame["method"], frame["generation"], strict=True)
+    return frame[[key in sets for key in keys]]
+
+
+def embeddings(results: Path, features: str) -> dict[tuple[str, int, str, str], dict[str, np.ndarray]]:
+    """(dataset, seed, method, tag) -> class -> embeddings of that synthetic set."""
     sets = {}
     for path in results.glob(f"*/shots*_seed*/embeddings/{features}/synth/*/*.safetensors"):
         rows, emb = read_embeddings(path)
-        key = (path.parents[4].name, path.parent.name, path.stem)
+        seed = int(re.search(r"_seed(\d+)$", path.parents[4].name).group(1))
+        key = (path.parents[5].name, seed, path.parent.name, path.stem)
         sets[key] = {cls: emb[(rows["class"] == cls).to_numpy()] for cls in rows["class"].unique()}
     return sets
 
@@ -65,8 +100,12 @@ def main() -> None:
     parser.add_argument("--features", default="judge", help="metrics.features of both runs")
     args = parser.parse_args()
 
-    sizes = pd.concat([set_sizes(args.first).assign(run=str(args.first)),
-                       set_sizes(args.second).assign(run=str(args.second))])
+    compared, copied = reencoded(args.first, args.second)
+    print(f"## Sets compared\n\n{len(compared)} synthetic sets are encoded differently in the two runs; "
+          f"{len(copied)} are the same bytes in both and left out of every section: "
+          f"{', '.join(sorted({f'{m}/{g}' for _, _, m, g in copied})) or 'none'}\n")
+    sizes = pd.concat([keep(set_sizes(args.first), compared).assign(run=str(args.first)),
+                       keep(set_sizes(args.second), compared).assign(run=str(args.second))])
     per_set = sizes.groupby("run")[["images", "files", "bytes"]].mean()
     per_set["bytes_per_image"] = sizes.groupby("run")["bytes"].sum() / sizes.groupby("run")["images"].sum()
     print("## Per class set (mean over every method, tag and seed)\n")
@@ -74,11 +113,11 @@ def main() -> None:
 
     first, second = embeddings(args.first, args.features), embeddings(args.second, args.features)
     same, between = [], []
-    for key in sorted(set(first) & set(second)):
+    for key in sorted(set(first) & set(second) & compared):
         for cls in first[key]:
-            same.append({"method": key[1], "tag": key[2], "fd": frechet_distance(first[key][cls], second[key][cls])})
+            same.append({"method": key[2], "tag": key[3], "fd": frechet_distance(first[key][cls], second[key][cls])})
     for (a, b) in itertools.combinations(sorted(first), 2):
-        if a[0] == b[0] and a[1] != b[1]:          # same seed, different methods
+        if a[:2] == b[:2] and a[2] != b[2]:        # same dataset and seed, different methods
             for cls in set(first[a]) & set(first[b]):
                 between.append(frechet_distance(first[a][cls], first[b][cls]))
     same = pd.DataFrame(same)
@@ -96,10 +135,11 @@ def main() -> None:
     gap = [collect_gap([str(p) for p in run.glob("*/shots*_seed*/metrics/*/*.json")]) for run in (args.first,
                                                                                               args.second)]
     print("## Gap metric: FD to the real test images, paired over seeds\n")
+    gap = [keep(g, compared) for g in gap]
     print(paired(gap[0], gap[1], ["method", "generation"], "fd").to_markdown(index=False), "\n")
     evals = [collect_evaluations([str(p) for p in run.glob("*/shots*_seed*/eval/*/*.json")])
              for run in (args.first, args.second)]
-    evals = [e[e["method"] != "real"] for e in evals]
+    evals = [keep(e[e["method"] != "real"], compared) for e in evals]
     print("## Classifier accuracy (%), paired over seeds\n")
     print(paired(evals[0], evals[1], ["method", "synthetic"], "accuracy").to_markdown(index=False))
 
