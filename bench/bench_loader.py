@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from ChimeraPipe.classify.augment import AnchorViews, Normalise, clip_train_transform
 from ChimeraPipe.classify.data import ImageTable
@@ -63,8 +64,6 @@ def write_sets(images: list[Image.Image], root: Path) -> dict[str, list[str]]:
 
 def today_transform():
     """The path before this round: the anchors' order, each view made float and normalised in the worker."""
-    from torchvision.transforms import v2
-
     return v2.Compose([clip_train_transform(224, "anchor", crop_first=False), v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(MEAN, STD)])
 
@@ -109,8 +108,6 @@ def main() -> None:
                 today = today or per_core
                 print(f"{label:42} {workers:>7} {per_core * workers:9.1f} {per_core:9.1f} {per_core / today:8.2f}x")
         if args.eval:
-            from torchvision.transforms import v2
-
             # As evaluation runs CLIP's preprocess (models.clip.uint8_preprocess): resize, centre crop, uint8 views
             # handed over, the batch normalised in this process.
             preprocess = v2.Compose([v2.Resize(224, interpolation=v2.InterpolationMode.BICUBIC), v2.CenterCrop(224),

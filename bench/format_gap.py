@@ -31,15 +31,20 @@ from ChimeraPipe.report.results import collect_evaluations, collect_gap
 from ChimeraPipe.report.tables import t_interval
 
 
+def run_key(run_folder: Path) -> tuple[str, int]:
+    """(dataset, seed) of a run's `<dataset>/shots<K>_seed<S>` folder."""
+    return run_folder.parent.name, int(re.search(r"_seed(\d+)$", run_folder.name).group(1))
+
+
 def set_sizes(results: Path) -> pd.DataFrame:
     """Bytes, files and images of every class set of a run (dataset, seed, method, generation tag, class)."""
     rows = []
     for manifest in results.glob("*/shots*_seed*/synth/*/*/*/manifest.csv"):
         folder = manifest.parent
         files = [p for p in folder.rglob("*") if p.is_file()]
-        rows.append({"dataset": folder.parents[4].name,
-                     "seed": int(re.search(r"_seed(\d+)$", folder.parents[3].name).group(1)),
-                     "method": folder.parent.parent.name, "generation": folder.parent.name,
+        dataset, seed = run_key(folder.parents[3])
+        rows.append({"dataset": dataset, "seed": seed, "method": folder.parent.parent.name,
+                     "generation": folder.parent.name,
                      "images": len(pd.read_csv(manifest)), "files": len(files),
                      "bytes": sum(p.stat().st_size for p in files)})
     return pd.DataFrame(rows)
@@ -53,8 +58,7 @@ def set_digests(results: Path) -> dict[tuple[str, int, str, str], str]:
         digest = hashlib.sha256()
         for shard in sorted(folder.rglob("*.tar")):
             digest.update(str(shard.relative_to(folder)).encode() + b"\0" + shard.read_bytes())
-        seed = int(re.search(r"_seed(\d+)$", folder.parents[2].name).group(1))
-        digests[(folder.parents[3].name, seed, folder.parent.name, folder.name)] = digest.hexdigest()
+        digests[(*run_key(folder.parents[2]), folder.parent.name, folder.name)] = digest.hexdigest()
     return digests
 
 
@@ -76,8 +80,7 @@ def embeddings(results: Path, features: str) -> dict[tuple[str, int, str, str], 
     sets = {}
     for path in results.glob(f"*/shots*_seed*/embeddings/{features}/synth/*/*.safetensors"):
         rows, emb = read_embeddings(path)
-        seed = int(re.search(r"_seed(\d+)$", path.parents[4].name).group(1))
-        key = (path.parents[5].name, seed, path.parent.name, path.stem)
+        key = (*run_key(path.parents[4]), path.parent.name, path.stem)
         sets[key] = {cls: emb[(rows["class"] == cls).to_numpy()] for cls in rows["class"].unique()}
     return sets
 

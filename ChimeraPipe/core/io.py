@@ -71,13 +71,17 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
-def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
+def _tensor_file(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such tensor file")
-    return load_file(str(path))
+    return str(path)
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(_tensor_file(path))
 
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
@@ -93,7 +97,4 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """`load_tensors` as numpy arrays, without torch."""
     from safetensors.numpy import load_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such tensor file")
-    return load_file(str(path))
+    return load_file(_tensor_file(path))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import datasets
+from ..boxes import quality
 from ..core import shards
 from ..core.hashing import file_digest, settings_digest, stable_seed
 from ..core.images import load_rgb
@@ -22,6 +23,9 @@ from ..core.names import HEAD_TAG, class_prompt
 from ..core.provenance import git_commit, hardware, package_version
 from ..core.runtime import pick_device
 from ..datasets.demo import read_annotations
+from ..metrics import embeddings
+from ..metrics.features import EXTRACTORS, feature_extractor
+from ..metrics.pixels import grey_thumbnails
 from ..models.specs import BUILT_SPECS
 from ..models.staged import describe_model
 from ..models.staging import is_staged, model_identity, verify_staged
@@ -37,9 +41,10 @@ from .settings import (
     source_judge_settings,
 )
 
-# Each stage imports the modules of the stages below it that it uses (torch, diffusers, torchvision, matplotlib,
-# scipy) inside its function: a rule's job then loads only what its own stage needs, and the light jobs (splits,
-# tables, metrics, the report) start in a fraction of a second instead of the seconds torch and torchvision take.
+# Modules that load torch, diffusers, torchvision, matplotlib or scipy are imported inside the stage that uses
+# them (the ones above load none): a rule's job then loads only what its own stage needs, and the light jobs
+# (splits, tables, metrics, the report) start in a fraction of a second instead of the seconds torch and
+# torchvision take (tests/test_runtime.py).
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +366,6 @@ def report(eval_jsons: list[str], out_dir: str, *, gap_jsons: list[str] = (), ts
 def box_quality(root: str, annotations_file: str, boxes: dict[str, list[str]], views: dict[str, list[str]],
                 out_csv: str, out_md: str) -> None:
     """`boxes`: backend -> detect part CSVs; `views`: backend -> crops part indexes."""
-    from ..boxes import quality
-
     truth, _ = read_annotations(root, annotations_file)
     view_caches = {backend: list(class_files(indexes, "views").values()) for backend, indexes in views.items()}
     table = quality.box_quality(boxes, view_caches, truth)
@@ -424,9 +427,6 @@ def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: 
           batch_size: int = 64, num_workers: int = 0) -> None:
     """Embeddings of an image set in the `features` space (its extractor's model from `models`; one file per
     set, reused by every metric)."""
-    from ..metrics import embeddings
-    from ..metrics.features import EXTRACTORS, feature_extractor
-
     location = checked_models(models)[EXTRACTORS[features].model_kind]
     extractor = feature_extractor(features, location, pick_device(device), batch_size, num_workers)
     emb = extractor.embed_images(list(rows["path"]))
@@ -438,9 +438,6 @@ def embed(rows: pd.DataFrame, out: str, *, features: str, models: dict, device: 
 def embed_prompts(classes: list[str], out: str, *, models: dict, names: dict | None = None, prompt_prefix: str = "",
                   device: str = "auto") -> None:
     """CLIP text embeddings of the class prompts (rows: prompt, class), for the CLIP score."""
-    from ..metrics import embeddings
-    from ..metrics.features import feature_extractor
-
     prompts = [prompt_of(c, names, prompt_prefix) for c in classes]
     extractor = feature_extractor("clip", checked_models(models)["clip"], pick_device(device))
     embeddings.write_embeddings(out, pd.DataFrame({"path": prompts, "class": classes}),
@@ -453,8 +450,7 @@ def gap_metrics(test: str, shots: str, synth: str, synth_clip: str | None, promp
     CLIP embeddings (`synth_clip`, `prompts`) whatever space the other metrics are computed in; without
     them it is left out (NaN). The regime metrics (nearest shot, copy rate, own shot of a one-head set)
     are computed in the features and, with `pixel_size`, on grey thumbnails of the images."""
-    from ..metrics import embeddings, gap
-    from ..metrics.pixels import grey_thumbnails
+    from ..metrics import gap
 
     frames, emb = {}, {}
     for name, path in (("test", test), ("shots", shots), ("synth", synth)):
@@ -490,7 +486,6 @@ def lora_spread(adapter_indexes: list[str], out_json: str, *, models: dict, tags
 def tsne(test: str, shots: str, synth: dict[str, str], cls: str, out_png: str, *, seed: int = 0,
          perplexity: float = 30.0, title: str = "") -> None:
     """t-SNE of one class: real shots, real test images and each labelled synthetic set."""
-    from ..metrics import embeddings
     from ..metrics.tsne import write_tsne_plot
 
     groups = {}
