@@ -3,6 +3,7 @@ from the tiny models, offline), into manifest-checked folders the project's load
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -239,7 +240,10 @@ def test_the_workflow_plans_fetch_models_first_and_hands_jobs_the_staged_folders
     rules = [line.split()[1].rstrip(":") for line in result.stdout.splitlines() if line.startswith(("rule ",
                                                                                                     "localrule "))]
     assert rules.index("fetch_models") < min(rules.index(r) for r in ("detect", "crops", "classify"))
-    detect = [block.split("\n\n")[0] for block in result.stdout.split("rule detect:")[1:]]
+    # One block per planned job, from its `rule <name>:` line to the next job's timestamp line (the dry run
+    # separates jobs by that line alone, in no fixed order).
+    blocks = re.split(r"^\[[^\]\n]*\d{4}\]$", result.stdout, flags=re.M)
+    detect = [block for block in blocks if block.lstrip().startswith("rule detect:")]
     grounded = [block for block in detect if "boxes/grounded_sam" in block]
     assert grounded and all(str(shared / "hub" / "facebook--sam-vit-huge" / "manifest.json") in b for b in grounded)
     assert str(shared / "models.lock.json") in result.stdout
