@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SLURM_STAMP := $(VENV)/.installed-slurm
 
-.PHONY: demo mini preflight test test-fast test-report test-slurm lint install clean
+.PHONY: demo mini preflight test test-fast test-report test-slurm lint install install-slurm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,12 +49,18 @@ test-report: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	CHIMERAPIPE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q tests/test_workflow.py -k "report"
 
-# A real one-node SLURM cluster (root, Debian): start it, run the SLURM tests, always stop it.
-test-slurm: $(STAMP)
+# The SLURM executor plugin (`pip install -e '.[slurm]'`), once per change of pyproject.toml.
+$(SLURM_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[slurm]'
+	touch $(SLURM_STAMP)
+
+install-slurm: $(SLURM_STAMP)
+
+# A real one-node SLURM cluster (root, Debian): start it, run the SLURM tests, always stop it.
+test-slurm: $(SLURM_STAMP)
 	tests/slurm/cluster.sh start
 	SLURM_CONF=$$(tests/slurm/cluster.sh env | cut -d= -f2) CHIMERAPIPE_REQUIRE_SLURM=1 \
-		$(BIN)/python -m pytest -q tests/slurm; \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=/tmp/chimerapipe-slurm-tests tests/slurm; \
 	status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 # Style (ruff), the import layers (import-linter: imports only point down, no circles), the workflow.

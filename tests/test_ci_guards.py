@@ -49,3 +49,43 @@ def test_ci_run_fails_before_testing_when_slurm_cannot_run(tmp_path):
     result = subprocess.run(["bash", str(REPO / ".ci" / "run")], env=env, capture_output=True, text=True)
     assert result.returncode == 0 and "skipping the SLURM tests" in result.stdout
     assert (tmp_path / "make-calls").read_text().split() == ["lint", "test"]
+
+
+def fake_root_machine(tmp_path: Path, make_script: str) -> dict:
+    """PATH with a root `id`, an `apt-get` and `chromium` that do nothing, and the given `make`."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "id").write_text("#!/bin/sh\necho 0\n")
+    (fake_bin / "apt-get").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "chromium").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "make").write_text(make_script)
+    for tool in fake_bin.iterdir():
+        tool.chmod(0o755)
+    return {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "CI": "true"}
+
+
+def test_ci_runs_the_slurm_tests_beside_make_test_and_fails_if_either_fails(tmp_path):
+    """On a root machine .ci/run installs the plugin first, then runs `make test` and `make test-slurm` at the
+    same time (the fake `make test` waits for test-slurm to have started, so a sequential run would fail),
+    prints the SLURM log, and exits non-zero when either of them failed."""
+    calls, started = tmp_path / "make-calls", tmp_path / "slurm-started"
+    make = f"""#!/bin/bash
+echo "$1" >> {calls}
+case "$1" in
+  test-slurm) touch {started}; echo "slurm tests ran"; sleep 1 ;;
+  test) for _ in $(seq 100); do [ -e {started} ] && break; sleep 0.1; done; [ -e {started} ] || exit 9 ;;
+esac
+[ "$1" = "$FAIL_TARGET" ] && exit 3
+exit 0
+"""
+    env = fake_root_machine(tmp_path, make)
+    for fail, expected in (("", 0), ("test-slurm", 1), ("test", 1)):
+        calls.unlink(missing_ok=True), started.unlink(missing_ok=True)
+        result = subprocess.run(["bash", str(REPO / ".ci" / "run")], env={**env, "FAIL_TARGET": fail},
+                                capture_output=True, text=True, timeout=60)
+        assert (result.returncode != 0) == bool(expected), (fail, result.stdout, result.stderr)
+        made = calls.read_text().split()
+        assert made[:2] == ["lint", "install-slurm"] and sorted(made[2:]) == ["test", "test-slurm"], made
+        assert "slurm tests ran" in result.stdout  # the SLURM log is printed, whichever failed
+        assert f"make test: exit {3 if fail == 'test' else 0}; " \
+               f"make test-slurm: exit {3 if fail == 'test-slurm' else 0}" in result.stdout

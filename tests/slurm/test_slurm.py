@@ -69,13 +69,15 @@ def slurm_cluster():
 pytestmark = [pytest.mark.slurm]
 
 
-def slurm_command(config: Path, *extra: str, targets: tuple[str, ...] = (), timeout: int = 480) -> list[str]:
+def slurm_command(config: Path, *extra: str, targets: tuple[str, ...] = (), timeout: int = 900) -> list[str]:
     """Snakemake through the project's SLURM profile, sized down for a 2-core test node.
 
     Targets come first: the multi-value options at the end would swallow them. `timeout -k` makes sure a
-    snakemake stuck past its limit is killed rather than left hanging the test."""
+    snakemake stuck past its limit is killed rather than left hanging the test. The working directory is
+    the config's folder, not the repository: CI runs these tests beside `make test`, and snakemake runs
+    sharing a working directory share `.snakemake/locks`, which each of them deletes when it ends."""
     return ["timeout", "-k", "20", str(timeout), sys.executable, "-m", "snakemake", *targets,
-            "--profile", str(REPO / "profiles" / "slurm"), "--directory", str(REPO),
+            "--profile", str(REPO / "profiles" / "slurm"), "--directory", str(config.parent),
             "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
             "--jobs", "4", "--cores", "2", "--resources", "mem_mb=6000", "--retries", "0",
             "--slurm-init-seconds-before-status-checks", "2", *extra,
@@ -147,14 +149,14 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
     results = tmp_path / "results"
     lora_dir = results / "shapes" / "shots4_seed0" / "lora" / "chimera" / "circle"
     target = str(lora_dir.parent / "parts" / "p000.json")  # the part holding circle (one class per job)
-    proc = subprocess.Popen(slurm_command(config, targets=(target,), timeout=400),
+    proc = subprocess.Popen(slurm_command(config, targets=(target,), timeout=600),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = lora_dir.parent / ".checkpoints"  # the part's training groups checkpoint here, one file each
 
     def checkpoint_written() -> bool:
         return any(checkpoints.glob("*.safetensors"))
 
-    deadline = time.time() + 300
+    deadline = time.time() + 450
     while not checkpoint_written() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     job = running_job("rule_train", time.time() + 5)
@@ -168,7 +170,7 @@ def test_scancel_mid_training_then_rerun_resumes_from_checkpoint(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     assert not Path(target).exists() and not (lora_dir / "adapter.safetensors").exists() and checkpoint_written()
-    subprocess.run([sys.executable, "-m", "snakemake", "--unlock", "--directory", str(REPO), "--snakefile",
+    subprocess.run([sys.executable, "-m", "snakemake", "--unlock", "--directory", str(tmp_path), "--snakefile",
                     str(REPO / "Snakefile"), "--configfile", str(config)], capture_output=True, check=True)
 
     result = slurm_snakemake(config, targets=(target,))
