@@ -33,15 +33,24 @@ def test_slurm_tests_are_required_in_ci(monkeypatch):
     assert slurm.must_run()
 
 
-def test_ci_run_fails_before_testing_when_slurm_cannot_run(tmp_path):
-    """A CI machine without root cannot run the SLURM gate: .ci/run must fail, and fail before `make`."""
+def fake_machine(tmp_path: Path, uid: int, make_script: str) -> dict:
+    """CI's environment with PATH led by an `id` printing uid and the given `make`; as root (uid 0) also an
+    `apt-get` and a `chromium` that do nothing."""
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    (fake_bin / "id").write_text("#!/bin/sh\necho 1000\n")
-    (fake_bin / "make").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/make-calls\n")
+    (fake_bin / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+    (fake_bin / "make").write_text(make_script)
+    if uid == 0:
+        (fake_bin / "apt-get").write_text("#!/bin/sh\nexit 0\n")
+        (fake_bin / "chromium").write_text("#!/bin/sh\nexit 0\n")
     for tool in fake_bin.iterdir():
         tool.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "CI": "true"}
+    return {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "CI": "true"}
+
+
+def test_ci_run_fails_before_testing_when_slurm_cannot_run(tmp_path):
+    """A CI machine without root cannot run the SLURM gate: .ci/run must fail, and fail before `make`."""
+    env = fake_machine(tmp_path, 1000, f"#!/bin/sh\necho \"$@\" >> {tmp_path}/make-calls\n")
     result = subprocess.run(["bash", str(REPO / ".ci" / "run")], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "SLURM" in result.stderr
     assert not (tmp_path / "make-calls").exists()
@@ -49,19 +58,6 @@ def test_ci_run_fails_before_testing_when_slurm_cannot_run(tmp_path):
     result = subprocess.run(["bash", str(REPO / ".ci" / "run")], env=env, capture_output=True, text=True)
     assert result.returncode == 0 and "skipping the SLURM tests" in result.stdout
     assert (tmp_path / "make-calls").read_text().split() == ["lint", "test"]
-
-
-def fake_root_machine(tmp_path: Path, make_script: str) -> dict:
-    """PATH with a root `id`, an `apt-get` and `chromium` that do nothing, and the given `make`."""
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    (fake_bin / "id").write_text("#!/bin/sh\necho 0\n")
-    (fake_bin / "apt-get").write_text("#!/bin/sh\nexit 0\n")
-    (fake_bin / "chromium").write_text("#!/bin/sh\nexit 0\n")
-    (fake_bin / "make").write_text(make_script)
-    for tool in fake_bin.iterdir():
-        tool.chmod(0o755)
-    return {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "CI": "true"}
 
 
 def test_ci_runs_the_slurm_tests_beside_make_test_and_fails_if_either_fails(tmp_path):
@@ -78,7 +74,7 @@ esac
 [ "$1" = "$FAIL_TARGET" ] && exit 3
 exit 0
 """
-    env = fake_root_machine(tmp_path, make)
+    env = fake_machine(tmp_path, 0, make)
     for fail, expected in (("", 0), ("test-slurm", 1), ("test", 1)):
         calls.unlink(missing_ok=True), started.unlink(missing_ok=True)
         result = subprocess.run(["bash", str(REPO / ".ci" / "run")], env={**env, "FAIL_TARGET": fail},
