@@ -36,13 +36,17 @@ CONFIG ?=
 preflight: $(STAMP)
 	$(BIN)/snakemake preflight --cores 1 $(if $(CONFIG),--configfile $(CONFIG))
 
+# Test files on two workers side by side (pytest-xdist): a file's tests, and its module fixtures, stay on one
+# worker; collection order kept, which puts the two end-to-end runs first (tests/conftest.py).
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
+
 # Everything (CI's gate); the slowest tests are listed at the end.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --ignore=tests/slurm --durations=15
+	$(BIN)/python -m pytest -q --ignore=tests/slurm $(XDIST) --durations=15
 
 # The edit loop: unit tests and dry runs, no end-to-end workflow run (marker `slow`), a few minutes.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q --ignore=tests/slurm -m "not slow" --durations=10
+	$(BIN)/python -m pytest -q --ignore=tests/slurm $(XDIST) -m "not slow" --durations=10
 
 # The demo's HTML report opened in headless Chromium (installed from Debian's packages when missing, as root).
 test-report: $(STAMP)

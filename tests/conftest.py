@@ -7,6 +7,14 @@ from ChimeraPipe.datasets.demo import make_shapes_dataset
 from ChimeraPipe.models.tiny import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
+# The two end-to-end workflow runs hold most of `make test`'s time. First in the order, they start at once on
+# make test's two pytest-xdist workers (`--dist loadfile`: a file's tests, and its module fixture, on one
+# worker), and the unit tests fill in beside them, instead of one worker reaching them halfway through.
+FIRST = ("test_mini_workflow.py", "test_workflow.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def mini_run(tmp_path_factory):
     config["metrics"].update(judge_epochs=15, head_images=8)
     path = root / "mini.yaml"
     path.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--max-threads", "1", "--directory", str(REPO),
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--max-threads", "1", "--directory", str(root),
            "--snakefile", str(REPO / "Snakefile"), "--configfile", str(path)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=2400)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -74,8 +74,9 @@ def stage_all(config: dict) -> Path:
 
 def snakemake_preflight(configfile: Path) -> subprocess.CompletedProcess:
     """`snakemake preflight --configfile X` (the target before --configfile, which takes several files)."""
-    return subprocess.run(SNAKEMAKE + ["preflight", "--cores", "1", "--directory", str(REPO), "--configfile",
-                                       str(configfile)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(SNAKEMAKE + ["preflight", "--cores", "1", "--directory", str(configfile.parent),
+                                       "--snakefile", str(REPO / "Snakefile"), "--configfile", str(configfile)],
+                          capture_output=True, text=True, timeout=300)
 
 
 def roomy(monkeypatch, free: int = 10 * 2**50):

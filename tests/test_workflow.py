@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(*args, configfile=None, timeout=1500):
-    cmd = SNAKEMAKE + ["--cores", "2", "--directory", str(REPO), "--snakefile", str(REPO / "Snakefile")]
+def snakemake(*args, configfile=None, workdir=None, timeout=1500):
+    """Snakemake on a config, in the config's folder unless `workdir` says otherwise: the working directory
+    holds `.snakemake` (locks, and the metadata that says whose params changed), and make test runs test
+    files side by side (pytest-xdist), so runs never share one unless a test means them to."""
+    workdir = workdir or (Path(configfile).parent if configfile else REPO)
+    cmd = SNAKEMAKE + ["--cores", "2", "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile")]
     if configfile:
         cmd += ["--configfile", str(configfile)]
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout)
@@ -257,14 +261,14 @@ def test_changing_alpha_reruns_only_generation_and_after(demo_run, tmp_path):
     data["alpha"] = [0.5, 1, 2]
     changed = tmp_path / "alpha.yaml"
     changed.write_text(yaml.safe_dump(data))
-    jobs = planned_jobs(snakemake("-n", configfile=changed))
+    jobs = planned_jobs(snakemake("-n", configfile=changed, workdir=config.parent))   # the demo's metadata
     # A new alpha: only ChimeraLoRA's new synthetic set (one part of 3 classes), its two classifiers (one per
     # volume), its embeddings and metrics, the plots that show every set, and the report.
     assert jobs == {"generate": 1, "classify": 2, "evaluate": 2, "embed_synth": 1, "gap_metrics": 1, "tsne": 1,
                     "sample_grid": 1, "report": 1, "all": 1}
     data["alpha"], data["num_images"] = [0.5, 1.0], [2, 4, 6]
     changed.write_text(yaml.safe_dump(data))
-    jobs = planned_jobs(snakemake("-n", configfile=changed))
+    jobs = planned_jobs(snakemake("-n", configfile=changed, workdir=config.parent))
     # A larger volume generates more images (the old ones are kept); nothing upstream of generation re-runs.
     assert jobs["generate"] == 5 and not {"train", "crops", "detect", "split"} & set(jobs)
 
@@ -285,7 +289,7 @@ def test_equivalent_configs_rerun_nothing(demo_run, tmp_path):
     data["datasets"]["shapes_longtail"]["longtail"] = {"head_max": 8, "tail": 0.5}
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump(dict(reversed(list(data.items()))), sort_keys=False))
-    assert planned_jobs(snakemake("-n", configfile=same)) == {}
+    assert planned_jobs(snakemake("-n", configfile=same, workdir=config.parent)) == {}
 
 
 def test_the_demo_config_in_another_key_order_plans_the_same_params():
