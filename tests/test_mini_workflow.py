@@ -4,6 +4,7 @@ Asserts only what holds for any correct implementation, never a method ranking: 
 draws the digit its prompt names far above chance; the judge reads handwritten digits; fine-tuning on
 the target's shots moves the synthetic set toward the target domain in the judge's feature space."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from ChimeraPipe.core.runtime import PRETRAIN_THREADS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,13 +27,16 @@ def mini_run(tmp_path_factory):
                   alpha=[0.1, 1.0], num_images=20, train={"steps": 100, "checkpoint_every": 50})
     config["datasets"]["digits"]["root"] = str(results / "data" / "digits")
     config["classify"].update(epochs=15)
-    config["pretrain"].update(unet_steps=800, vae_steps=400, check_images=3000, check_samples=20)
+    config["pretrain"].update(unet_steps=600, lr=2e-3, vae_steps=400, check_images=3000, check_samples=20)
     config["metrics"].update(judge_epochs=15, head_images=8)
     path = root / "mini.yaml"
     path.write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--max-threads", "1", "--directory", str(root),
            "--snakefile", str(REPO / "Snakefile"), "--configfile", str(path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=2400)
+    # The longest chain of make test, run beside the other test files: its base pretraining on one thread (the
+    # other core is theirs), at normal priority while the demo beside it yields (tests/test_workflow.py).
+    env = {**os.environ, PRETRAIN_THREADS: "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=2400, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     return results
 
@@ -39,7 +45,7 @@ def mini_run(tmp_path_factory):
 def test_the_base_draws_the_prompted_digit_far_above_chance(mini_run):
     base = json.loads((mini_run / "models" / "digits-base" / "base.json").read_text())
     assert base["check"]["judge_heldout_accuracy"] > 0.95          # the source-domain judge itself
-    # chance is 0.1; 200 samples: 0.18 is ~4 standard deviations above it (800 steps give ~0.2-0.3)
+    # chance is 0.1; 200 samples: 0.18 is ~4 standard deviations above it (this schedule on one thread: 0.24)
     assert base["check"]["samples_right_class"] >= 0.18
     assert (mini_run / "models" / "digits-base" / "samples.png").is_file()
 

@@ -45,3 +45,23 @@ def test_the_light_stages_run_without_loading_torch(tmp_path):
     """)
     assert out == "[]"
     assert (tmp_path / "split.csv").is_file() and (tmp_path / "longtail.csv").is_file()
+
+
+def test_the_base_pretraining_takes_every_core_unless_capped(monkeypatch):
+    import os
+
+    import pytest
+
+    from ChimeraPipe.core.runtime import PRETRAIN_THREADS, pretrain_threads
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv(PRETRAIN_THREADS, raising=False)
+    assert pretrain_threads() == cores
+    monkeypatch.setenv(PRETRAIN_THREADS, "1")
+    assert pretrain_threads() == 1
+    monkeypatch.setenv(PRETRAIN_THREADS, str(cores + 7))      # never more than the job may use
+    assert pretrain_threads() == cores
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(PRETRAIN_THREADS, bad)
+        with pytest.raises(ValueError, match=PRETRAIN_THREADS):
+            pretrain_threads()

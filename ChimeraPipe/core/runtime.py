@@ -20,6 +20,22 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
+# The base pretraining (rule pretrain_base) takes every core its job may use, since nothing downstream of the
+# base can start before it ends; this variable caps it where other work shares the machine (make test's
+# laptop-scale run sets 1). Float sums depend on the thread count: a capped base differs in its last bits.
+PRETRAIN_THREADS = "CHIMERAPIPE_PRETRAIN_THREADS"
+
+
+def pretrain_threads() -> int:
+    """Threads of the base pretraining: every core this process may use, or fewer if PRETRAIN_THREADS says so."""
+    cores = len(os.sched_getaffinity(0))
+    value = os.environ.get(PRETRAIN_THREADS, "").strip()
+    if not value:
+        return cores
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{PRETRAIN_THREADS}={value!r}: expected a whole number of threads, at least 1")
+    return min(int(value), cores)
+
 
 def pick_device(spec: str = "auto") -> str:
     import torch
