@@ -112,8 +112,9 @@ def demo_run(tmp_path_factory):
     data["datasets"]["aircraft"] = AIRCRAFT
     config.write_text(yaml.safe_dump(data))
     # As `make demo`: tiny jobs, one thread each. At nice 10: the laptop-scale run beside it (its own test
-    # file, on the other pytest-xdist worker) is make test's longest chain and keeps the cores it needs.
-    result = snakemake("--max-threads", "1", configfile=config, nice=10)
+    # file, on the other pytest-xdist worker) is make test's longest chain and keeps the cores it needs, so
+    # the demo takes ~24 min in CI instead of ~6 alone (the timeout, a guard against hangs, allows for that).
+    result = snakemake("--max-threads", "1", configfile=config, nice=10, timeout=2700)
     assert result.returncode == 0, result.stderr[-4000:]
     return root / "results", config
 
