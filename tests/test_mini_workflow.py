@@ -5,8 +5,6 @@ draws the digit its prompt names far above chance; the judge reads handwritten d
 the target's shots moves the synthetic set toward the target domain in the judge's feature space."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +12,8 @@ import pytest
 import yaml
 
 from ChimeraPipe.core.runtime import PRETRAIN_THREADS
+
+from test_workflow import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,12 +31,10 @@ def mini_run(tmp_path_factory):
     config["metrics"].update(judge_epochs=15, head_images=8)
     path = root / "mini.yaml"
     path.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--max-threads", "1", "--directory", str(root),
-           "--snakefile", str(REPO / "Snakefile"), "--configfile", str(path)]
     # The longest chain of make test, run beside the other test files: its base pretraining on one thread (the
     # other core is theirs), at normal priority while the demo beside it yields (tests/test_workflow.py).
-    env = {**os.environ, PRETRAIN_THREADS: "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=2400, env=env)
+    result = snakemake("--max-threads", "1", configfile=path, env={**os.environ, PRETRAIN_THREADS: "1"},
+                       timeout=2400)
     assert result.returncode == 0, result.stderr[-4000:]
     return results
 

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(*args, configfile=None, workdir=None, nice=0, timeout=1500):
+def snakemake(*args, configfile=None, workdir=None, nice=0, env=None, timeout=1500):
     """Snakemake on a config, in the config's folder unless `workdir` says otherwise: the working directory
     holds `.snakemake` (locks, and the metadata that says whose params changed), and make test runs test
     files side by side (pytest-xdist), so runs never share one unless a test means them to."""
@@ -27,7 +27,7 @@ def snakemake(*args, configfile=None, workdir=None, nice=0, timeout=1500):
     cmd = SNAKEMAKE + ["--cores", "2", "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile")]
     if configfile:
         cmd += ["--configfile", str(configfile)]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env,
                           preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
