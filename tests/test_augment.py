@@ -4,8 +4,18 @@ import pytest
 import torch
 from PIL import Image
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+from torchvision.transforms.v2.functional import pil_to_tensor
 
-from ChimeraPipe.classify.augment import AnchorViews, Normalise, clip_train_transform
+from ChimeraPipe.classify.augment import (
+    BLUR_TAPS,
+    AnchorViews,
+    Normalise,
+    clip_train_transform,
+    colour_jitter,
+    gaussian_blur,
+    shift_hue,
+)
 
 MEAN, STD = (0.481, 0.458, 0.408), (0.269, 0.261, 0.276)
 N = 200
@@ -77,25 +87,81 @@ def test_a_jpeg_is_decoded_no_larger_than_its_crop_needs(photo_jpeg, tmp_path, m
     big = tmp_path / "big.jpg"
     Image.open(photo_jpeg).resize((1024, 768)).save(big, quality=95)
     transform = AnchorViews(224)
-    sizes, original = [], Image.Image.resize
+    crops, original = [], AnchorViews.resample
 
-    def spy(self, size, *args, **kwargs):
-        sizes.append(self.size)
-        return original(self, size, *args, **kwargs)
+    def spy(self, crop):
+        crops.append(tuple(crop.shape[1:]))
+        return original(self, crop)
 
-    monkeypatch.setattr(Image.Image, "resize", spy)
-    for crop, decoded in (((960, 768), (512, 384)),    # half scale still gives the crop 480 x 384 >= 224 px
-                          ((440, 400), (1024, 768))):  # a smaller crop needs every pixel (200 < 224 at half)
+    monkeypatch.setattr(AnchorViews, "resample", spy)
+    for crop, resampled in (((960, 768), (384, 480)),    # half scale still gives the crop 480 x 384 >= 224 px
+                            ((440, 400), (400, 440))):   # a smaller crop needs every pixel (200 < 224 at half)
         monkeypatch.setattr(transform.crop, "make_params",
                             lambda _, w=crop[0], h=crop[1]: dict(top=0, left=0, height=h, width=w))
-        sizes.clear()
-        assert transform.view(big).size == (224, 224) and sizes[0] == decoded
+        crops.clear()
+        assert transform.view(big).size == (224, 224) and crops == [resampled]
     png = tmp_path / "big.png"
     Image.open(big).save(png)
     monkeypatch.setattr(transform.crop, "make_params", lambda _: dict(top=0, left=0, height=768, width=960))
-    sizes.clear()
+    crops.clear()
     transform.view(png)
-    assert sizes[0] == (1024, 768)      # no DCT scaling for a PNG
+    assert crops == [(768, 960)]      # no DCT scaling for a PNG
+
+
+@pytest.fixture(scope="module")
+def small_views(photo_jpeg):
+    photo = Image.open(photo_jpeg).convert("RGB")
+    return [photo.crop((x, y, x + 224, y + 224)) for x, y in ((0, 0), (140, 80), (288, 160))]
+
+
+def test_the_colour_jitter_is_torchvisions_within_rounding(small_views):
+    jitter = v2.ColorJitter(0.4, 0.4, 0.2, 0.1)
+    torch.manual_seed(0)
+    for view in small_views * 4:
+        params = jitter.make_params([view])
+        ours = pil_to_tensor(colour_jitter(view, params)).int()
+        theirs = pil_to_tensor(jitter.transform(view, params)).int()
+        diff = (ours - theirs).abs().float()
+        # one level per operation (below), compounding where a level moves a colour's hue bucket: rare, small
+        assert diff.mean() < 0.15 and (diff > 2).float().mean() < 0.01 and diff.max() <= 10
+    view = small_views[1]
+    for factor in (-0.5, -0.1, -0.013, 0.0, 0.07, 0.5):
+        shifted = torch.from_numpy(shift_hue(np.asarray(view), factor)).permute(2, 0, 1).int()
+        assert (shifted - pil_to_tensor(TF.adjust_hue(view, factor)).int()).abs().max() <= 1
+    for name, op, factor in (("brightness_factor", TF.adjust_brightness, 1.37), ("contrast_factor", TF.adjust_contrast,
+                             0.61), ("saturation_factor", TF.adjust_saturation, 1.19)):
+        params = dict(fn_idx=torch.arange(4), brightness_factor=None, contrast_factor=None, saturation_factor=None,
+                      hue_factor=None) | {name: factor}
+        ours = pil_to_tensor(colour_jitter(view, params)).int()
+        assert (ours - pil_to_tensor(op(view, factor)).int()).abs().max() <= 1, name
+    with pytest.raises(ValueError, match="hue"):
+        shift_hue(np.asarray(view), 0.6)
+
+
+def test_opencvs_hsv_to_rgb_is_pils_for_every_colour():
+    """shift_hue's claim: of the 16.7 M HSV triples, at most ~100 convert one level apart, none further."""
+    import cv2
+
+    levels = np.arange(256, dtype=np.uint8)
+    hsv = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(4096, 4096, 3)
+    pil = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"), dtype=np.int16)
+    diff = np.abs(pil - cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL).astype(np.int16))
+    assert diff.max() <= 1 and (diff > 0).sum() <= 100
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.7, 2.0])
+def test_the_blur_is_the_anchors_nine_tap_kernel_within_one_level(small_views, sigma):
+    for view in small_views:
+        ours = pil_to_tensor(gaussian_blur(view, BLUR_TAPS, sigma)).int()
+        theirs = TF.gaussian_blur(pil_to_tensor(view), [9, 9], [sigma, sigma]).int()
+        assert (ours - theirs).abs().max() <= 1
+
+
+def test_the_crop_is_resampled_by_torchs_bicubic_as_random_resized_crop_does(small_views):
+    pixels = pil_to_tensor(small_views[0].resize((400, 300)))
+    view = AnchorViews(224).resample(pixels)
+    expected = TF.resize(pixels, [224, 224], interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+    assert view.size == (224, 224) and torch.equal(pil_to_tensor(view), expected)
 
 
 def test_normalise_in_the_step_equals_normalising_each_view():

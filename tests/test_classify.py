@@ -335,14 +335,17 @@ def test_classifier_killed_after_epoch_2_resumes_bit_identical(tmp_path, models_
 
 def test_uint8_eval_views_normalised_in_the_step_equal_open_clips_preprocess(models_dir, shapes_root):
     """Evaluation hands uint8 views to the model's device and normalises the batch there: the values are open_clip's
-    own preprocess's, to the bit, for colour and grey images."""
+    own preprocess's within two 8-bit levels (torch's bicubic on uint8 against PIL's), for colour and grey images,
+    shrunk and enlarged."""
     from ChimeraPipe.classify.augment import Normalise
     from ChimeraPipe.models.clip import preprocess_stats, uint8_preprocess
 
     _, preprocess, _ = load_clip(resolve_model("clip", "tiny", models_dir))
     views, normalise = uint8_preprocess(preprocess), Normalise(*preprocess_stats(preprocess))
-    image = Image.open(sorted(shapes_root.rglob("*.png"))[0]).convert("RGB").resize((90, 70))
-    for picture in (image, image.convert("L")):
+    image = Image.open(sorted(shapes_root.rglob("*.png"))[0]).convert("RGB")
+    level = 1 / 255 / torch.tensor(preprocess_stats(preprocess)[1]).view(3, 1, 1)
+    for picture in (image.resize((90, 70)), image.resize((90, 70)).convert("L"), image.resize((9, 7))):
         view = views(picture)
         assert view.dtype == torch.uint8
-        assert torch.equal(normalise(view[None])[0], preprocess(picture))
+        diff = (normalise(view[None])[0] - preprocess(picture)).abs() / level
+        assert diff.max() <= 2.01 and diff.mean() < 0.2

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ChimeraPipe.core.images import ImageLoadError, load_rgb
+from ChimeraPipe.core.images import ImageLoadError, decode_jpeg_rgb, libjpeg_decodable, load_rgb
 from ChimeraPipe.datasets import DatasetLayoutError, dataset_classes
 from ChimeraPipe.datasets.demo import make_shapes_dataset, read_annotations
 
@@ -41,6 +41,25 @@ def test_large_images_downscale_and_tiny_ones_load(tmp_path):
     assert load_rgb(tmp_path / "big.png", max_side=1000).size == (1000, 500)
     Image.new("RGB", (8, 8)).save(tmp_path / "small.png")
     assert load_rgb(tmp_path / "small.png").size == (8, 8)
+
+
+@pytest.mark.parametrize("kind", ["420", "444", "progressive", "grey"])
+def test_jpegs_decode_to_pils_pixels_by_libjpeg(tmp_path, kind):
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        photo = Image.open(handle).convert("L" if kind == "grey" else "RGB").resize((200, 150))
+    options = {"420": dict(subsampling=2), "444": dict(subsampling=0), "progressive": dict(progressive=True),
+               "grey": {}}[kind]
+    photo.save(tmp_path / "a.jpg", quality=90, **options)
+    data = (tmp_path / "a.jpg").read_bytes()
+    with Image.open(tmp_path / "a.jpg") as image:
+        assert libjpeg_decodable(image, data)
+        expected = np.asarray(image.convert("RGB"))
+    assert np.array_equal(decode_jpeg_rgb(data), expected)
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "a.jpg")), expected)
+    with Image.open(tmp_path / "a.jpg") as image:
+        assert not libjpeg_decodable(image, data[:-100])       # truncated: PIL's decoder, which raises
 
 
 def test_corrupt_and_truncated_files_name_the_file(tmp_path):

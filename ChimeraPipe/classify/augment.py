@@ -4,11 +4,15 @@ The anchors' recipe (`anchor`) comes in two orders. The reference order is their
 whole decoded image, then the random resized crop to 224, then flip, colour jitter, grey, blur, solarize.
 The fast order (`AnchorViews`, the default) draws the random resized crop first - its parameters exactly as
 RandomResizedCrop draws them - decodes a JPEG at the smallest DCT scale that still gives the crop its output
-resolution, resamples the crop to 224, and runs RandAugment and the rest on the 224 px view with PIL's
-kernels. What differs: RandAugment sees the view instead of the whole image, so its rotations, shears and
-translations turn the view about the view's centre (their black fill lands in the view's corners) and its
-contrast, equalize and autocontrast read the view's statistics; the blur is PIL's Gaussian (untruncated)
-instead of a 9-tap kernel. The operations, their probabilities and their ranges are the anchors'.
+resolution (OpenCV's one-call decoder at full scale), resamples the crop to 224 by torch's antialiased bicubic on
+uint8 (the kernel RandomResizedCrop applies to tensors), and runs RandAugment and the rest on the 224 px view:
+RandAugment, brightness, contrast and saturation by torchvision's PIL kernels, the hue shift on PIL's HSV with
+OpenCV's conversion back (`shift_hue`), the blur as the anchors' 9-tap Gaussian by OpenCV (`gaussian_blur`).
+What differs: RandAugment sees the view instead of the whole image, so its rotations, shears and translations
+turn the view about the view's centre (their black fill lands in the view's corners) and its contrast, equalize
+and autocontrast read the view's statistics. The operations, their probabilities and their ranges are the
+anchors'; every kernel swapped for a faster one is within one 8-bit level of torchvision's (tests/test_augment.py;
+the colour jitter's four in a row within rounding, `colour_jitter`).
 
 The CLIP recipes hand uint8 views to the DataLoader (a quarter of the bytes a float view has, and no float
 arithmetic in the workers); `Normalise` turns a batch of them into the model's normalised floats in the
@@ -16,15 +20,21 @@ training step, on the model's device.
 """
 from __future__ import annotations
 
+import io
 import math
 
+import cv2
+import numpy as np
 import torch
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from ..core.images import open_image, to_rgb
+from ..core.images import decode_jpeg_rgb, libjpeg_decodable, read_image_bytes, to_rgb
 from .recipes import AUGMENTS
+
+cv2.setNumThreads(1)      # its kernels run inside DataLoader workers, one core each (as torch's do there)
 
 
 def clip_train_transform(size: int, augment: str, crop_first: bool = True):
@@ -47,19 +57,20 @@ def clip_train_transform(size: int, augment: str, crop_first: bool = True):
 
 
 class Normalise:
-    """A batch of uint8 views [B, 3, H, W] -> float32 in [0, 1], normalised by the model's mean and std, on the
-    batch's device: the same arithmetic, value for value, as a float transform at the end of each view's
-    pipeline, done once per batch in the step instead."""
+    """A batch of uint8 views [B, 3, H, W] -> float32 normalised by the model's mean and std, on the batch's
+    device: (x / 255 - mean) / std, as a float transform at the end of each view's pipeline computes it (within
+    float rounding), done once per batch in the step instead, as one multiply and one add in place (a seventh
+    of the time of the four-step form on a CPU)."""
 
     def __init__(self, mean, std):
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.scale, self.shift = 1 / (255 * std), -mean / std
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.dtype != torch.uint8:
             raise TypeError(f"Normalise takes uint8 views, got {pixels.dtype}")
-        mean, std = self.mean.to(pixels.device), self.std.to(pixels.device)
-        return (pixels.float() / 255 - mean) / std
+        return pixels.float().mul_(self.scale.to(pixels.device)).add_(self.shift.to(pixels.device))
 
 
 def cnn_train_transform(size: int, mean, std, augment: str) -> v2.Compose:
@@ -84,8 +95,10 @@ class AnchorViews:
 
     def view(self, path) -> Image.Image:
         """The 224 px crop of the image, decoded no larger than the crop needs."""
-        with Image.open(open_image(path)) as image:
-            if image.getexif().get(0x0112, 1) != 1:     # an EXIF-rotated photo: decode whole, then crop
+        data = read_image_bytes(path)
+        with Image.open(io.BytesIO(data)) as image:
+            jpeg = libjpeg_decodable(image, data)        # OpenCV decodes it whole, or PIL at DCT scale (below)
+            if not jpeg:                                 # PIL decodes it (an EXIF-turned photo: whole, then turned)
                 image.load()
                 image = ImageOps.exif_transpose(image)
             params = self.crop.make_params([image])       # on the full size, as RandomResizedCrop draws them
@@ -93,13 +106,24 @@ class AnchorViews:
             reduce = 1
             while reduce < 8 and min(params["width"], params["height"]) / (2 * reduce) >= self.size:
                 reduce *= 2
-            if reduce > 1 and image.format == "JPEG":
+            if jpeg and reduce > 1:                     # DCT scaling: the JPEG decoded at 1/reduce of its size
                 image.draft("RGB", (math.ceil(width / reduce), math.ceil(height / reduce)))
-            image = to_rgb(image)
-            sx, sy = image.width / width, image.height / height
-            box = (params["left"] * sx, params["top"] * sy, (params["left"] + params["width"]) * sx,
-                   (params["top"] + params["height"]) * sy)
-            return image.resize((self.size, self.size), Image.Resampling.BICUBIC, box=box)
+                pixels = pil_to_tensor(to_rgb(image))
+            elif jpeg:
+                pixels = torch.from_numpy(decode_jpeg_rgb(data)).permute(2, 0, 1)
+            else:
+                pixels = pil_to_tensor(to_rgb(image))
+        sx, sy = pixels.shape[-1] / width, pixels.shape[-2] / height
+        top, left = round(params["top"] * sy), round(params["left"] * sx)
+        crop_h = max(1, round((params["top"] + params["height"]) * sy) - top)
+        crop_w = max(1, round((params["left"] + params["width"]) * sx) - left)
+        return self.resample(pixels[:, top:top + crop_h, left:left + crop_w])
+
+    def resample(self, crop: torch.Tensor) -> Image.Image:
+        """A uint8 crop [3, h, w] -> the size x size view, by torch's antialiased bicubic on uint8 (the kernel
+        RandomResizedCrop applies to tensors; a fifth of the time PIL's bicubic takes)."""
+        view = F.resize(crop, [self.size, self.size], interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+        return Image.fromarray(view.permute(1, 2, 0).contiguous().numpy())     # (torch copies faster than PIL)
 
     def augment(self, view: Image.Image) -> Image.Image:
         """RandAugment(2, 9), flip, ColorJitter (p 0.8), grey (p 0.2), blur (p 0.2), solarize (p 0.2) of a view."""
@@ -107,11 +131,11 @@ class AnchorViews:
         if torch.rand(()) < 0.5:
             view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if torch.rand(()) < 0.8:
-            view = self.jitter(view)
+            view = colour_jitter(view, self.jitter.make_params([view]))
         if torch.rand(()) < 0.2:
             view = view.convert("L").convert("RGB")
         if torch.rand(()) < 0.2:
-            view = view.filter(ImageFilter.GaussianBlur(float(torch.empty(()).uniform_(0.1, 2.0))))
+            view = gaussian_blur(view, BLUR_TAPS, float(torch.empty(()).uniform_(*BLUR_SIGMA)))
         if torch.rand(()) < 0.2:
             view = ImageOps.solarize(view, 128)
         return view
@@ -122,7 +146,57 @@ class AnchorViews:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """An image already decoded: the same recipe, cropped from it."""
         params = self.crop.make_params([image])
-        view = image.resize((self.size, self.size), Image.Resampling.BICUBIC,
-                            box=(params["left"], params["top"], params["left"] + params["width"],
-                                 params["top"] + params["height"]))
-        return pil_to_tensor(self.augment(view))
+        crop = pil_to_tensor(to_rgb(image))[:, params["top"]:params["top"] + params["height"],
+                                            params["left"]:params["left"] + params["width"]]
+        return pil_to_tensor(self.augment(self.resample(crop)))
+
+
+BLUR_TAPS, BLUR_SIGMA = 9, (0.1, 2.0)       # the anchors' GaussianBlur(kernel_size=9), sigma drawn as torchvision does
+
+
+def colour_jitter(view: Image.Image, params: dict) -> Image.Image:
+    """torchvision's ColorJitter with parameters `params` (its make_params: the order and the factors) on an RGB
+    view, by OpenCV on the uint8 pixels: torchvision's PIL arithmetic (a blend with black, with the grey level's
+    rounded mean, with the grey image; the hue in PIL's HSV, `shift_hue`), each operation within one 8-bit level
+    of it, in a quarter of its time. Chained, a level can move a colour's hue and so grow: over the four, the
+    mean difference is below 0.1 level, and about one value in a thousand differs by more than two."""
+    pixels = np.asarray(view)
+    for index in params["fn_idx"].tolist():
+        if index == 0 and params["brightness_factor"] is not None:
+            pixels = blend(pixels, params["brightness_factor"], None, 0.0)
+        elif index == 1 and params["contrast_factor"] is not None:
+            mean = int(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).mean() + 0.5)
+            pixels = blend(pixels, params["contrast_factor"], None, float(mean))
+        elif index == 2 and params["saturation_factor"] is not None:
+            grey = cv2.cvtColor(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            pixels = blend(pixels, params["saturation_factor"], grey, 0.0)
+        elif index == 3 and params["hue_factor"] is not None:
+            pixels = shift_hue(pixels, params["hue_factor"])
+    return Image.fromarray(pixels)
+
+
+def blend(pixels: np.ndarray, factor: float, other: np.ndarray | None, level: float) -> np.ndarray:
+    """factor * pixels + (1 - factor) * (other, or the constant `level`), clipped to uint8 and truncated, as PIL's
+    Image.blend does (ImageEnhance's, and so torchvision's brightness, contrast and saturation): OpenCV rounds,
+    so half a level comes off first."""
+    if other is None:
+        return cv2.addWeighted(pixels, factor, pixels, 0.0, (1 - factor) * level - 0.5)
+    return cv2.addWeighted(pixels, factor, other, 1 - factor, -0.5)
+
+
+def shift_hue(pixels: np.ndarray, factor: float) -> np.ndarray:
+    """torchvision's hue adjustment of uint8 RGB pixels [H, W, 3] (PIL's HSV, hue in 0-255, shifted by
+    int(factor * 255) with wrap-around), its conversion back to RGB by OpenCV: the same colours as PIL's but for
+    92 of the 16.7 M HSV triples, which land one level apart (tests/test_augment.py), in a tenth of the time."""
+    if not -0.5 <= factor <= 0.5:
+        raise ValueError(f"hue factor {factor} is not in [-0.5, 0.5]")
+    hsv = np.array(Image.fromarray(pixels).convert("HSV"))
+    hsv[..., 0] += np.uint8(int(factor * 255) % 256)            # uint8 arithmetic wraps: the hue is a circle
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+
+
+def gaussian_blur(view: Image.Image, taps: int, sigma: float) -> Image.Image:
+    """A `taps` x `taps` Gaussian blur of standard deviation `sigma` with mirrored borders: torchvision's
+    gaussian_blur kernel and padding, by OpenCV's fixed-point filter (within one level of torchvision's)."""
+    return Image.fromarray(cv2.GaussianBlur(np.asarray(view), (taps, taps), sigma, borderType=cv2.BORDER_REFLECT_101))
+

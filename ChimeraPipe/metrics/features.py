@@ -20,9 +20,11 @@ class ClipFeatures:
     model_kind = "clip"   # the workflow model the extractor loads
 
     def __init__(self, location: str, device: str = "cpu", batch_size: int = 64, num_workers: int = 0):
-        from ..models.clip import load_clip
+        from ..classify.augment import Normalise
+        from ..models.clip import load_clip, preprocess_stats, uint8_preprocess
 
-        self.model, self.preprocess, self.tokenizer = load_clip(location)
+        self.model, preprocess, self.tokenizer = load_clip(location)
+        self.views, self.normalise = uint8_preprocess(preprocess), Normalise(*preprocess_stats(preprocess))
         self.model.to(device).eval()
         self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
 
@@ -34,8 +36,8 @@ class ClipFeatures:
 
         out = []
         with torch.no_grad():
-            for pixels in image_batches(paths, self.preprocess, self.batch_size, self.num_workers):
-                out.append(image_features(self.model, pixels.to(self.device)).float().cpu())
+            for pixels in image_batches(paths, self.views, self.batch_size, self.num_workers):   # uint8 views
+                out.append(image_features(self.model, self.normalise(pixels.to(self.device))).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
     def embed_texts(self, prompts: list[str]) -> np.ndarray:
