@@ -61,7 +61,7 @@ def libjpeg_decodable(image: Image.Image, data: bytes) -> bool:
 
 def decode_jpeg_rgb(data: bytes) -> np.ndarray:
     """uint8 RGB pixels [H, W, 3] of a JPEG, decoded in one call by OpenCV's libjpeg-turbo: the values PIL
-    decodes (tests/test_images_and_data.py), in about four fifths of PIL's time, which reads it in chunks."""
+    decodes (tests/test_images_and_data.py), 10-20 % faster than PIL's decode of the same bytes here."""
     import cv2
 
     flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
