@@ -106,12 +106,11 @@ class AnchorViews:
             reduce = 1
             while reduce < 8 and min(params["width"], params["height"]) / (2 * reduce) >= self.size:
                 reduce *= 2
-            if jpeg and reduce > 1:                     # DCT scaling: the JPEG decoded at 1/reduce of its size
-                image.draft("RGB", (math.ceil(width / reduce), math.ceil(height / reduce)))
-                pixels = pil_to_tensor(to_rgb(image))
-            elif jpeg:
+            if jpeg and reduce == 1:
                 pixels = torch.from_numpy(decode_jpeg_rgb(data)).permute(2, 0, 1)
             else:
+                if jpeg:                                 # DCT scaling: the JPEG decoded at 1/reduce of its size
+                    image.draft("RGB", (math.ceil(width / reduce), math.ceil(height / reduce)))
                 pixels = pil_to_tensor(to_rgb(image))
         sx, sy = pixels.shape[-1] / width, pixels.shape[-2] / height
         top, left = round(params["top"] * sy), round(params["left"] * sx)

@@ -33,23 +33,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_image(path: str | Path):
-    """A file path, or a shard reference '<shard>.tar::<member>' (core.shards), as something PIL opens."""
+def read_image_bytes(path: str | Path) -> bytes:
+    """The encoded bytes of an image file or of a shard reference '<shard>.tar::<member>' (core.shards);
+    ImageLoadError naming it if there is none."""
     if shards.is_ref(path):
         try:
-            return io.BytesIO(shards.read(str(path)))
+            return shards.read(str(path))
         except FileNotFoundError as err:
             raise ImageLoadError(f"{path}: no such image ({err})") from err
     path = Path(path)
     if not path.is_file():
         raise ImageLoadError(f"{path}: no such image file")
-    return path
-
-
-def read_image_bytes(path: str | Path) -> bytes:
-    """The encoded bytes of an image file or a shard member (ImageLoadError naming it if there is none)."""
-    source = open_image(path)
-    return source.getvalue() if isinstance(source, io.BytesIO) else source.read_bytes()
+    return path.read_bytes()
 
 
 def libjpeg_decodable(image: Image.Image, data: bytes) -> bool:

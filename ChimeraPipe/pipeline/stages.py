@@ -17,7 +17,7 @@ from .. import datasets
 from ..boxes import quality
 from ..core import shards
 from ..core.hashing import file_digest, settings_digest, stable_seed
-from ..core.images import load_rgb
+from ..core.images import load_rgb, read_image_bytes
 from ..core.io import atomic_dir, write_csv, write_json, write_text
 from ..core.names import HEAD_TAG, class_prompt
 from ..core.provenance import git_commit, hardware, package_version
@@ -397,8 +397,7 @@ def export_synth(synth_indexes: list[str], out_dir: str) -> int:
             (tmp / cls).mkdir(parents=True)
             for reference in pd.read_csv(manifest)["file"]:
                 member = Path(str(reference).split(shards.REF_SEP, 1)[-1]).name
-                (tmp / cls / member).write_bytes(shards.read(reference) if shards.is_ref(reference)
-                                                 else Path(reference).read_bytes())
+                (tmp / cls / member).write_bytes(read_image_bytes(reference))
                 count += 1
     log.info("exported %d images of %d classes to %s", count, len(manifests), out_dir)
     return count
