@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Local runs start their jobs warm (ChimeraPipe/core/warm.py): each job runs in a fork of one process that has
+# imported torch, transformers, diffusers and open_clip, instead of importing them itself. WARM=0: cold jobs.
+WARM ?= 1
+RUN := $(if $(filter 1,$(WARM)),$(BIN)/python -m ChimeraPipe.core.warm --)
+
 demo: $(STAMP)
 	# Tiny models: start-up dominates, so one thread per job and two jobs at a time beats two threads each.
-	$(BIN)/snakemake --profile profiles/local --cores 2 --max-threads 1
+	$(RUN) $(BIN)/snakemake --profile profiles/local --cores 2 --max-threads 1
 	@echo "Report: results/report/report.html (and report.md, tables/, figures/)"
 
 # The laptop-scale experiment (docs/mini.md): a base pretrained on rendered digits, scikit-learn's digits as
@@ -26,7 +31,7 @@ demo: $(STAMP)
 # runs it on a second base (pretrain.seed 1, config/mini_base1.yaml) into results_mini_base1/.
 MINI_CONFIGS = config/mini.yaml $(if $(BASE),config/mini_base$(BASE).yaml)
 mini: $(STAMP)
-	$(BIN)/snakemake --profile profiles/local --cores 2 --max-threads 1 --configfile $(MINI_CONFIGS)
+	$(RUN) $(BIN)/snakemake --profile profiles/local --cores 2 --max-threads 1 --configfile $(MINI_CONFIGS)
 	@echo "Report: results_mini$(if $(BASE),_base$(BASE))/report/report.html"
 
 # Check a config before running or submitting it (`make preflight CONFIG=config/paper_fewshot.yaml`; without CONFIG

@@ -34,7 +34,7 @@ def mini_run(tmp_path_factory):
     # The longest chain of make test, run beside the other test files: its base pretraining on one thread (the
     # other core is theirs), at normal priority while the demo beside it yields (tests/test_workflow.py).
     result = snakemake("--max-threads", "1", configfile=path, env={**os.environ, PRETRAIN_THREADS: "1"},
-                       timeout=2400)
+                       timeout=2400, warm=True)
     assert result.returncode == 0, result.stderr[-4000:]
     return results
 

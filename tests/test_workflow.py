@@ -19,12 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(*args, configfile=None, workdir=None, nice=0, env=None, timeout=1500):
+def snakemake(*args, configfile=None, workdir=None, nice=0, env=None, timeout=1500, warm=False):
     """Snakemake on a config, in the config's folder unless `workdir` says otherwise: the working directory
     holds `.snakemake` (locks, and the metadata that says whose params changed), and make test runs test
-    files side by side (pytest-xdist), so runs never share one unless a test means them to."""
+    files side by side (pytest-xdist), so runs never share one unless a test means them to. `warm`: its jobs
+    start warm, as make demo and make mini start theirs (core.warm)."""
     workdir = workdir or (Path(configfile).parent if configfile else REPO)
-    cmd = SNAKEMAKE + ["--cores", "2", "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile")]
+    cmd = ([sys.executable, "-m", "ChimeraPipe.core.warm", "--"] if warm else []) + SNAKEMAKE
+    cmd += ["--cores", "2", "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile")]
     if configfile:
         cmd += ["--configfile", str(configfile)]
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env,
@@ -111,10 +113,10 @@ def demo_run(tmp_path_factory):
     data = yaml.safe_load(config.read_text())
     data["datasets"]["aircraft"] = AIRCRAFT
     config.write_text(yaml.safe_dump(data))
-    # As `make demo`: tiny jobs, one thread each. At nice 10: the laptop-scale run beside it (its own test
+    # As `make demo`: tiny jobs, one thread each, started warm. At nice 10: the laptop-scale run beside it (its own test
     # file, on the other pytest-xdist worker) is make test's longest chain and keeps the cores it needs, so
     # the demo takes ~24 min in CI instead of ~6 alone (the timeout, a guard against hangs, allows for that).
-    result = snakemake("--max-threads", "1", configfile=config, nice=10, timeout=2700)
+    result = snakemake("--max-threads", "1", configfile=config, nice=10, timeout=2700, warm=True)
     assert result.returncode == 0, result.stderr[-4000:]
     return root / "results", config
 

@@ -134,7 +134,11 @@ def use_threads(threads: int) -> None:
 
 def start_job(log_file: str | Path | None, threads: int | None = None, offline: bool = True) -> None:
     """What every rule's script does first: log to the rule's log, use the cores it was given, and keep off the
-    hub (`offline=False` only for the fetch step)."""
+    hub (`offline=False` only for the fetch step). Under a warm server (core.warm) the job first moves into a fork
+    of it, which runs the script again from its first line."""
+    from .warm import handoff
+
+    handoff()
     setup_logging(log_file)
     if offline:
         hub_offline()
