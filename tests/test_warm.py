@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,11 @@ JOB = textwrap.dedent(f"""
                           "socket": os.environ.get("{WARM_SOCKET}"), "warm": "{MARKER}" in sys.modules,
                           "path0": sys.path[0]}}))
         print("to stderr", file=sys.stderr)
+    elif what == "atexit":
+        import atexit, threading
+        atexit.register(lambda: open(sys.argv[2], "a").write("exit functions ran\\n"))
+        threading.Thread(target=lambda: (time.sleep(0.5), open(sys.argv[2], "a").write("thread joined\\n"))).start()
+        sys.stdout.write("no newline, still flushed")
     elif what == "exit":
         sys.exit(int(sys.argv[2]))
     elif what == "raise":
@@ -104,6 +110,14 @@ def test_the_job_exits_as_its_fork_did(server, job, args, code):
         assert "Traceback" in warm.stderr
 
 
+def test_a_fork_ends_as_an_interpreter_does(server, job, tmp_path):
+    marker = tmp_path / "ended"
+    warm = _run(job, "atexit", str(marker), env=_clean_env(**{WARM_SOCKET: server}))
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout == "no newline, still flushed"
+    assert marker.read_text() == "thread joined\nexit functions ran\n"
+
+
 def _start_waiting(server, job, tmp_path):
     marker = tmp_path / "pid"
     proc = subprocess.Popen([sys.executable, str(job), "wait", str(marker)], cwd=job.parent.parent / "work",
@@ -168,3 +182,37 @@ def test_the_wrapper_runs_the_command_with_the_server_and_returns_its_code(tmp_p
                            command], env=_clean_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 5, proc.stderr
     assert json.loads(proc.stdout.splitlines()[0])["warm"] is True
+
+
+def _servers(address):
+    """Pids of the warm servers serving `address`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--serve" in argv and address.encode() in argv:
+                found.append(int(entry))
+    return found
+
+
+def test_a_cancelled_run_reaches_the_command_and_a_killed_one_takes_the_server_with_it():
+    script = f'trap "exit 9" TERM; echo "${WARM_SOCKET}"; sleep 30 & wait'
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        proc = subprocess.Popen([sys.executable, "-m", "ChimeraPipe.core.warm", "--modules", MODULES, "--", "bash",
+                                 "-c", script], env=_clean_env(), stdout=subprocess.PIPE, text=True)
+        address = proc.stdout.readline().strip()
+        assert address and _servers(address)
+        proc.send_signal(how)
+        if how == signal.SIGTERM:
+            assert proc.wait(timeout=30) == 9                  # the command's own handler ran
+            assert not os.path.exists(address)              # and the server went with its folder
+        else:
+            proc.wait(timeout=30)
+        for _ in range(300):
+            if not _servers(address):
+                break
+            time.sleep(0.05)
+        assert not _servers(address), f"the server outlived its run ({how.name})"

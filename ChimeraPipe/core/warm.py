@@ -20,7 +20,9 @@ Cluster jobs (SLURM) never see the variable, so each runs in its own process the
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -112,9 +114,9 @@ def handoff(script: str | None = None) -> None:
     """Run this job in a fork of the warm server named by WARM_SOCKET, and exit as it exits; return at once (the
     job runs here) if there is no variable, no server, or the server declines, saying why on stderr."""
     address = os.environ.get(WARM_SOCKET)
-    if not address:
-        return
     script = script or sys.argv[0]
+    if not address or not os.path.isfile(script):    # a script's job only: the fork runs the file again
+        return
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(address)
@@ -180,6 +182,7 @@ class _Job:
         self.request, self.fds, self.conn = request, fds, conn
 
     def run(self) -> int:
+        os.setpgid(0, 0)             # terminal signals reach it through its job's process only, as they reach that
         for target, fd in enumerate(self.fds):
             os.dup2(fd, target)
             if fd > 2:
@@ -203,10 +206,28 @@ class _Job:
                 return code
             print(code, file=sys.stderr)
             return 1
+        except KeyboardInterrupt:                   # as the interpreter ends on one: by SIGINT, after the report
+            traceback.print_exc()
+            sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            return 130
         except BaseException:                       # noqa: BLE001 - as the interpreter reports an uncaught error
             traceback.print_exc()
             return 1
         return 0
+
+    @staticmethod
+    def exit(code: int) -> None:
+        """End as an interpreter ends a script - its threads joined, its exit functions run, its streams flushed -
+        but without tearing down the modules it shares with the server (as multiprocessing's forks end): that
+        would touch, and so copy, every page of the server's heap."""
+        threading._shutdown()                         # noqa: SLF001 - what the interpreter runs at exit
+        atexit._run_exitfuncs()                       # noqa: SLF001
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
     def _watch(self) -> None:
         with contextlib.suppress(OSError):
@@ -222,7 +243,9 @@ def serve(address: str, modules=PRELOAD, ready: str | None = None) -> _Job | Non
     listener.bind(address)
     listener.listen(64)
     environment = dict(os.environ)                    # what a job's environment is checked against
+    gc.disable()                                      # the preloaded heap stays compact: a fork shares its pages
     seconds = preload(modules)
+    gc.freeze()                                       # and no collection in a fork walks (so copies) them
     usable = not _cuda_initialised()
     # Variables the imports set (a library's own, e.g. LD_LIBRARY_PATH): a job's fresh process would set them too.
     imported = {k: v for k, v in os.environ.items() if environment.get(k) != v and k not in PRELOAD_THREADS}
@@ -232,9 +255,10 @@ def serve(address: str, modules=PRELOAD, ready: str | None = None) -> _Job | Non
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     stopping = []
+    parent = os.getppid()
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the command's to handle; it stops this server after
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
@@ -245,9 +269,11 @@ def serve(address: str, modules=PRELOAD, ready: str | None = None) -> _Job | Non
                 conn, _ = listener.accept()
                 job = _accept(conn, environment, imported, usable, running)
                 if job is not None:                   # the child: drop the server's state and run the job
+                    gc.enable()
                     signal.set_wakeup_fd(-1)
-                    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+                    for signum in (signal.SIGCHLD, signal.SIGTERM):
                         signal.signal(signum, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.default_int_handler)    # as a fresh interpreter has it
                     selector.close()
                     listener.close()
                     os.close(wake_read)
@@ -258,6 +284,8 @@ def serve(address: str, modules=PRELOAD, ready: str | None = None) -> _Job | Non
             else:
                 os.read(wake_read, 512)
         _reap(running)
+        if os.getppid() != parent:                    # the command's wrapper is gone (killed): so is its server
+            break
     for pid, conn in running.items():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -336,7 +364,13 @@ def run_warm(command: list[str], modules=PRELOAD) -> int:
                 job_env[WARM_SOCKET] = address
             else:
                 print("warm worker did not start: every job runs in its own process", file=sys.stderr)
-            return subprocess.call(command, env=job_env)
+            proc = subprocess.Popen(command, env=job_env)
+            # A cancelled run (SIGTERM, SIGHUP) reaches the command; Ctrl-C reaches it from the terminal itself.
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, lambda signum, _frame: proc.send_signal(signum))
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            code = proc.wait()
+            return 128 - code if code < 0 else code    # killed by a signal: the shell's number for it
         finally:
             server.terminate()
             try:
@@ -356,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     modules = tuple((m, tuple(n)) for m, n in json.loads(args.modules)) if args.modules else PRELOAD
     if args.serve:
         job = serve(args.serve, modules, args.ready)
-        return 0 if job is None else job.run()
+        if job is None:
+            return 0
+        job.exit(job.run())
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given (python -m ChimeraPipe.core.warm -- snakemake ...)")
