@@ -3,6 +3,11 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+# One pending scheduler wake-up at a time (Snakemake 9 starts a new endless chain of them per finished job).
+from ChimeraPipe.pipeline.scheduling import coalesce_reevaluations
+
+coalesce_reevaluations()
+
 
 # The embedded default only when no --configfile is given: a user's config stands alone, so a paper
 # run never inherits the demo dataset. `--config key=value` alone still overrides the default.
