@@ -14,7 +14,9 @@ but PER_JOB_VARIABLES), or that finds no server, runs in its own process as befo
 
 Determinism: a child computes what a fresh process computes; torch takes the job's thread count from start_job
 (torch.set_num_threads), the libraries were imported with one thread each (PRELOAD_THREADS), and seeded RNGs are
-seeded per job. CUDA must not be initialised before a fork: the server refuses to serve if a preload did it.
+seeded per job. CUDA must not be initialised before a fork: the preload asks NVML, not the driver, whether CUDA
+is there, and the server refuses to serve if torch initialised CUDA anyway (not yet tried on a GPU machine;
+`make WARM=0` runs every job cold).
 Cluster jobs (SLURM) never see the variable, so each runs in its own process there.
 """
 from __future__ import annotations
@@ -244,7 +246,14 @@ def serve(address: str, modules=PRELOAD, ready: str | None = None) -> _Job | Non
     listener.listen(64)
     environment = dict(os.environ)                    # what a job's environment is checked against
     gc.disable()                                      # the preloaded heap stays compact: a fork shares its pages
+    # A library asking torch whether CUDA is there while it loads must not start the CUDA driver here (a fork
+    # of a process that did cannot use CUDA): NVML answers instead, for the preload only.
+    nvml_check = "PYTORCH_NVML_BASED_CUDA_CHECK"
+    ours = nvml_check not in os.environ
+    os.environ.setdefault(nvml_check, "1")
     seconds = preload(modules)
+    if ours:
+        del os.environ[nvml_check]
     gc.freeze()                                       # and no collection in a fork walks (so copies) them
     usable = not _cuda_initialised()
     # Variables the imports set (a library's own, e.g. LD_LIBRARY_PATH): a job's fresh process would set them too.
