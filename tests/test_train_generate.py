@@ -365,7 +365,12 @@ def class_views(tmp_path_factory, shapes_root, diffusion):
 @pytest.mark.parametrize("share, text_lora", [("A", False), ("none", False), ("B", False), ("both", True)])
 def test_classes_trained_together_equal_each_class_trained_alone(tmp_path, diffusion, class_views, share, text_lora):
     """Three classes in one batched model: each class's adapter equals training that class alone from the same
-    state (its own loss mean, gradient clipping, schedule, AdamW state and RNG stream), to float round-off."""
+    state (its own loss mean, gradient clipping, schedule, AdamW state and RNG stream), to float round-off.
+
+    Round-off is judged per adapter, not per element: batched and single-class matmuls sum in different orders on
+    some CPUs, and AdamW divides by the gradient's own scale, so an element whose gradient is a near-cancellation
+    can move by ~1e-5 (seen in CI on one host: 1 or 2 elements of an adapter). A real routing, clipping or state
+    bug moves most elements: clipping all classes on one joint norm puts 77-95 % of them beyond round-off."""
     from ChimeraPipe.diffusion.train import ClassJob, train_loras
 
     cfg = LoraTrainConfig(share=share, rank=4, steps=5, lr_a=1e-2, lr_b=5e-2, warmup_steps=1, grad_clip=0.05,
@@ -379,8 +384,9 @@ def test_classes_trained_together_equal_each_class_trained_alone(tmp_path, diffu
         alone = train_lora(diffusion, job.views, job.prompt, alone_path, cfg)
         a, b = load_tensors(job.out), load_tensors(alone_path)
         assert a.keys() == b.keys() and any(k.startswith("text_encoder.") for k in a) == text_lora
-        for key in a:
-            torch.testing.assert_close(a[key], b[key], atol=2e-6, rtol=1e-4)
+        beyond = sum(int((~torch.isclose(a[k], b[k], atol=2e-6, rtol=1e-4)).sum()) for k in a)
+        total = sum(a[k].numel() for k in a)
+        assert beyond <= 0.01 * total, f"{beyond} of {total} elements of {job.out} differ from the class alone"
         assert meta["final_loss"] == pytest.approx(alone["final_loss"], rel=1e-4)
         assert any(v.abs().sum() > 0 for k, v in a.items() if k.endswith("lora_B"))  # they trained
 
