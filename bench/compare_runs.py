@@ -1,5 +1,6 @@
 """Two runs' output trees, file by file: which files are byte-identical, which are safetensors files with the same
-tensors and metadata in another header order (safetensors writes its metadata from a hash map), and which differ.
+tensors and metadata in another header order (safetensors writes its metadata from a hash map; files written through
+ChimeraPipe.core.io since the metadata is sorted there never differ so), and which differ.
 
     .venv/bin/python bench/compare_runs.py OLD/digits/shots4_seed0 NEW/digits/shots4_seed0
 """

@@ -64,11 +64,34 @@ def save_image(path: str | Path, image) -> None:
         image.save(tmp, format="PNG")
 
 
+def canonical_safetensors_header(path: str | Path) -> None:
+    """Rewrite a safetensors file's header in place with its metadata keys sorted.
+
+    safetensors serialises `__metadata__` from a hash map, so the same tensors and metadata come out with their
+    keys in another order from one process to the next; sorted, the same content gives the same bytes. The
+    compact JSON written here is never longer than the original (minimal escapes, no spaces), and the header keeps
+    its length, padded with spaces as safetensors pads it, so the data offsets stand."""
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        if len(header.get("__metadata__") or {}) < 2:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:
+            raise RuntimeError(f"{path}: the sorted safetensors header ({len(text)} bytes) outgrew the original "
+                               f"({size} bytes)")
+        f.seek(8)
+        f.write(text.ljust(size, b" "))
+
+
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """safetensors' save_file, atomic, with the metadata in a fixed order (canonical_safetensors_header)."""
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        canonical_safetensors_header(tmp)
 
 
 def _tensor_file(path: str | Path) -> str:
@@ -91,6 +114,7 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[
 
     with atomic_path(path) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
+        canonical_safetensors_header(tmp)
 
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
