@@ -79,4 +79,4 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
 clean:
-	rm -rf results results_mini .snakemake
+	rm -rf results results_mini results_mini_base* .snakemake
